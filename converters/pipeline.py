@@ -1,0 +1,162 @@
+"""convert_model_dir: load, convert by mode, verify, then write (never a silent broken file)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge_wbc.data import load_dataset
+from edge_wbc.errors import DataError, ModelError
+from edge_wbc.io import atomic_write_bytes, atomic_write_text
+from edge_wbc.runtime import TFLiteClassifier, interpreter_backend
+from edge_wbc.spec import ModelSpec
+
+from .modes import MODES, ConversionError, convert_keras
+
+#: tensor types each mode promises at the model's input/output
+EXPECTED_IO = {"float32": "float32", "float16": "float32", "dynamic": "float32"}
+BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def inspect_tflite(content: bytes) -> dict:
+    """Tensor types, op list and the ops that compute in float, read through the interpreter."""
+    Interp, backend, version = interpreter_backend()
+    it = Interp(model_content=content)
+    it.allocate_tensors()
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ins, outs = it.get_input_details(), it.get_output_details()
+    io_idx = {d["index"] for d in ins} | {d["index"] for d in outs}
+    ops = it._get_ops_details()  # public in all three interpreters' Python wrappers, underscore-named
+    float_ops, names = [], []
+    for op in ops:
+        name = op["op_name"]
+        names.append(name)
+        idx = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0 and i in tensors]
+        dtypes = {np.dtype(tensors[i]["dtype"]).name for i in idx}
+        if name in BOUNDARY_OPS and any(i in io_idx for i in idx):
+            continue
+        if "float32" in dtypes:
+            float_ops.append(f"{name}#{op['index']}")
+    return {
+        "input_dtype": np.dtype(ins[0]["dtype"]).name,
+        "output_dtype": np.dtype(outs[0]["dtype"]).name,
+        "input_quantization": [float(v) for v in ins[0]["quantization"]],
+        "output_quantization": [float(v) for v in outs[0]["quantization"]],
+        "ops": names,
+        "float_ops": float_ops,
+        "size_bytes": len(content),
+        "interpreter": f"{backend} {version}",
+    }
+
+
+def load_keras(model_dir: Path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    path = model_dir / "model.keras"
+    if not path.is_file():
+        raise ModelError(f"{path}: not found (train a model first: edge-wbc train MODEL --out {model_dir})")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"{path}: cannot load the Keras model safely ({first})") from None
+
+
+def calibration_images(spec: ModelSpec, n: int, data=None, seed: int = 0, split: str = "train") -> np.ndarray:
+    if split == "test":
+        raise ConversionError("calibration on the test split is refused: use train (default) or val")
+    ds = load_dataset(spec.dataset, spec, data=data, seed=seed)
+    sp = ds.split(split)
+    idx = np.random.default_rng(seed).permutation(len(sp))[:n]
+    return sp.images[np.sort(idx)]
+
+
+def keras_probs(model, images: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    p = np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), np.float32).reshape(len(images), -1)
+    if p.shape[1] == 1 and spec.num_classes == 2:
+        p = np.concatenate([1 - p, p], axis=1)
+    return p
+
+
+def verify(content: bytes, mode: str, options: dict) -> dict:
+    try:
+        info = inspect_tflite(content)
+    except Exception as e:
+        raise ConversionError(f"{mode}: the interpreter cannot load the converted model ({e})") from None
+    if mode in EXPECTED_IO:
+        want = EXPECTED_IO[mode]
+    elif mode == "int16x8":
+        want = options.get("io", "float32")
+    else:
+        want = options.get("io", "uint8")
+    if (info["input_dtype"], info["output_dtype"]) != (want, want):
+        raise ConversionError(f"{mode}: input/output are {info['input_dtype']}/{info['output_dtype']}, the mode promises {want}")
+    if mode in ("int8", "qat", "pruned", "clustered") and info["float_ops"]:
+        if not options.get("allow_float_fallback"):
+            raise ConversionError(f"{mode}: float ops remain in the integer model: {', '.join(info['float_ops'])} "
+                                  "(pass --allow-float-fallback to accept them)")
+    return info
+
+
+def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
+                      io: str = "uint8", per_tensor: bool = False, allow_float_fallback: bool = False,
+                      min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
+                      out_name: str | None = None, seed: int = 0, log=print) -> dict:
+    """Convert ``model_dir/model.keras`` to ``model_dir/<mode>.tflite`` (+ ``<mode>.json``) and check it."""
+    model_dir = Path(model_dir)
+    if mode not in MODES:
+        raise ConversionError(f"invalid mode {mode!r}: valid choices are {', '.join(MODES)}")
+    spec = ModelSpec.load(model_dir)
+    metrics_path = model_dir / "metrics.json"
+    if metrics_path.is_file() and not allow_chance:
+        m = json.loads(metrics_path.read_text())
+        if m.get("beats_chance") is False:
+            raise ConversionError(f"{model_dir}: val accuracy {m.get('val_accuracy'):.3f} does not beat the majority class "
+                                  f"({m.get('majority_class_val_accuracy'):.3f}); refusing to convert (--allow-chance to override)")
+    model = load_keras(model_dir)
+    options = {"io": io, "per_tensor": per_tensor, "allow_float_fallback": allow_float_fallback}
+    if mode == "int16x8" and io == "uint8":
+        options["io"] = "float32"
+    calib_imgs = None
+    if mode in ("int8", "int16x8"):
+        calib_imgs = calibration_images(spec, calib, data, seed, calib_split)
+        log(f"calibrating on {len(calib_imgs)} {calib_split} images")
+    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options)
+    info = verify(content, mode, options)
+
+    # agreement with the Keras model on val images (skipped, and said so, only if no data is found)
+    report = {"mode": mode, **options, "calibration_images": 0 if calib_imgs is None else len(calib_imgs), **info}
+    try:
+        val = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val").head(agreement_n)
+    except DataError as e:
+        if mode in ("int8", "int16x8"):
+            raise
+        val = None
+        log(f"agreement not measured: {e}")
+    tmp_spec = spec.replace(quantization=mode)
+    if val is not None:
+        ref = keras_probs(model, val.images, spec)
+        tmp = model_dir / f".{mode}.check.tflite"
+        try:
+            atomic_write_bytes(tmp, content)
+            got = TFLiteClassifier(tmp, spec=tmp_spec).predict(val.images)
+        finally:
+            tmp.unlink(missing_ok=True)
+        agree = float((ref.argmax(1) == got.argmax(1)).mean())
+        report.update(agreement=agree, agreement_n=len(val), max_prob_gap=float(np.abs(ref - got).max()),
+                      keras_val_acc=float((ref.argmax(1) == val.labels).mean()), tflite_val_acc=float((got.argmax(1) == val.labels).mean()))
+        log(f"{mode}: top-1 agreement with Keras on {len(val)} val images: {agree:.4f} (max prob gap {report['max_prob_gap']:.4f})")
+        if agree < min_agreement:
+            raise ConversionError(f"{mode}: top-1 agreement {agree:.3f} with the Keras model is below {min_agreement} "
+                                  "on val images; the conversion is broken, nothing written")
+    name = out_name or mode
+    out = model_dir / f"{name}.tflite"
+    atomic_write_bytes(out, content)
+    tmp_spec.save(model_dir / f"{name}.json")
+    atomic_write_text(model_dir / f"{name}.report.json", json.dumps(report, indent=2) + "\n")
+    report["path"] = str(out)
+    return report

@@ -1,0 +1,138 @@
+"""ModelSpec: the single source of truth for a model's input, preprocessing and labels.
+
+It is written as ``model.json`` beside every ``model.keras`` and ``.tflite`` and read back by the
+runtime, training, the converters and bench. Normalization is baked into the graph (a Rescaling
+layer), so ``normalization`` documents what the graph does; callers always feed raw RGB pixels
+(0-255) of ``input_size`` x ``input_size`` after :func:`edge_wbc.preprocess.preprocess`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+TASKS = ("classification", "binary", "segmentation")
+MODES = ("keras", "float32", "float16", "dynamic", "int8", "int16x8", "qat", "pruned", "clustered")
+RESAMPLE = ("bicubic", "bilinear", "nearest", "lanczos", "box")
+CROPS = ("none", "center_square")
+CHANNELS = (1, 3)
+SPEC_VERSION = 1
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise SpecError(f"invalid {name} {value!r}: valid choices are {', '.join(map(str, choices))}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Frozen description of a model's contract with the outside world."""
+
+    task: str
+    input_height: int
+    input_width: int
+    labels: tuple[str, ...]
+    channels: int = 3
+    # What the graph does to the raw 0-255 pixels: x * scale + offset (inside the model).
+    norm_scale: float = 1.0 / 255.0
+    norm_offset: float = 0.0
+    normalization_in_graph: bool = True
+    resample: str = "bicubic"
+    crop: str = "none"
+    dataset: str = ""
+    source_model: str = ""
+    quantization: str = "keras"
+    metrics: dict = field(default_factory=dict, compare=False, hash=False)
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        _choice("task", self.task, TASKS)
+        _choice("channels", self.channels, CHANNELS)
+        _choice("resample", self.resample, RESAMPLE)
+        _choice("crop", self.crop, CROPS)
+        _choice("quantization", self.quantization, MODES)
+        for name in ("input_height", "input_width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= 4096:
+                raise SpecError(f"invalid {name} {v!r}: must be an integer between 8 and 4096")
+        labels = tuple(self.labels)
+        object.__setattr__(self, "labels", labels)
+        if self.task != "segmentation" and len(labels) < 2:
+            raise SpecError(f"a {self.task} model needs at least 2 labels, got {len(labels)}: {labels}")
+        if len(set(labels)) != len(labels):
+            raise SpecError(f"labels must be unique, got {labels}")
+        if any(not isinstance(x, str) or not x.strip() or "\n" in x for x in labels):
+            raise SpecError(f"labels must be non-empty single-line strings, got {labels}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.input_height, self.input_width, self.channels)
+
+    def replace(self, **changes: Any) -> "ModelSpec":
+        return dataclasses.replace(self, **changes)
+
+    # ---- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        if not isinstance(d, dict):
+            raise SpecError(f"model spec must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SpecError(f"unknown model.json keys {unknown}: valid keys are {sorted(known)}")
+        missing = [k for k in ("task", "input_height", "input_width", "labels") if k not in d]
+        if missing:
+            raise SpecError(f"model.json lacks required keys {missing}")
+        if not isinstance(d["labels"], list):
+            raise SpecError(f"model.json 'labels' must be a list, got {type(d['labels']).__name__}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        from .io import atomic_write_text
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.json"
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelSpec":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.json"
+        if not path.is_file():
+            raise SpecError(f"{path}: model.json not found (every model needs its model.json beside it)")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise SpecError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(d)
+        except TypeError as e:  # wrong value types
+            raise SpecError(f"{path}: {e}") from None
+        except SpecError as e:
+            raise SpecError(f"{path}: {e}") from None
+
+
+def spec_path_for(model_path: str | Path) -> Path:
+    """The model.json that belongs to a model file: ``<stem>.json`` if present, else ``model.json``."""
+    p = Path(model_path)
+    own = p.with_suffix(".json")
+    if own.is_file() and own != p:
+        return own
+    return p.parent / "model.json"

@@ -1,0 +1,109 @@
+"""Every registered classifier x every quantization mode converts; parity with Keras."""
+
+import numpy as np
+import pytest
+
+from edge_wbc.runtime import TFLiteClassifier
+from edge_wbc.spec import ModelSpec
+
+MODES = ["float32", "float16", "dynamic", "int8", "int16x8"]
+
+
+def classifiers():
+    from edge_wbc.training import list_models
+
+    return [m for m in list_models() if m != "unet"]
+
+
+@pytest.fixture(scope="module")
+def calib(bloodmnist):
+    return bloodmnist.split("train").images[:32]
+
+
+@pytest.mark.parametrize("model_name", classifiers())
+@pytest.mark.parametrize("mode", MODES)
+def test_registry_x_modes_convert(model_name, mode, calib, tmp_path):
+    from edge_wbc.converters.modes import convert_keras
+    from edge_wbc.converters.pipeline import verify
+    from edge_wbc.training import build_model
+
+    labels = ("a", "b") if model_name == "binary2" else tuple("abcdefgh")
+    spec = ModelSpec("binary" if model_name == "binary2" else "classification", 28, 28, labels)
+    model = build_model(model_name, spec)
+    opts = {"io": "float32" if mode == "int16x8" else "uint8"}
+    content = convert_keras(model, spec, mode, calib_images=calib, **opts)
+    info = verify(content, mode, opts)  # raises on wrong tensor types or float ops in int8
+    if mode == "int8":
+        assert info["input_dtype"] == "uint8" and info["float_ops"] == []
+        assert info["input_quantization"] == [1.0, 0.0]  # raw pixels in, unchanged
+    (tmp_path / "m.tflite").write_bytes(content)
+    p = TFLiteClassifier(tmp_path / "m.tflite", spec=spec).predict(calib[:4])
+    assert p.shape == (4, len(labels))
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=0.02)
+
+
+def test_float32_matches_keras(tiny_converted, bloodmnist):
+    from edge_wbc.converters.pipeline import keras_probs, load_keras
+
+    x = bloodmnist.split("val").images[:100]
+    spec = ModelSpec.load(tiny_converted)
+    ref = keras_probs(load_keras(tiny_converted), x, spec)
+    got = TFLiteClassifier(tiny_converted / "float32.tflite").predict(x)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_int8_agrees_on_real_images(tiny_converted, bloodmnist):
+    x = bloodmnist.split("test").images[:300]
+    f = TFLiteClassifier(tiny_converted / "float32.tflite").predict(x)
+    q = TFLiteClassifier(tiny_converted / "int8.tflite")
+    assert q.input_dtype == np.uint8 and q.output_dtype == np.uint8
+    agree = (f.argmax(1) == q.predict(x).argmax(1)).mean()
+    assert agree >= 0.9, agree
+
+
+def test_conversion_files_and_spec(tiny_converted):
+    import json
+
+    for mode in ("float32", "float16", "int8"):
+        s = ModelSpec.load(tiny_converted / f"{mode}.json")
+        assert s.quantization == mode and s.labels == ModelSpec.load(tiny_converted).labels
+        rep = json.loads((tiny_converted / f"{mode}.report.json").read_text())
+        assert rep["agreement_n"] == 200 and 0.0 <= rep["agreement"] <= 1.0
+    assert json.loads((tiny_converted / "int8.report.json").read_text())["calibration_images"] == 100
+
+
+def test_invalid_mode_and_test_calibration(tiny_model_dir, data_root):
+    from edge_wbc.converters import ConversionError, convert_model_dir
+
+    with pytest.raises(ConversionError, match="invalid mode 'int4': valid choices are float32, float16"):
+        convert_model_dir(tiny_model_dir, "int4", data=data_root)
+    with pytest.raises(ConversionError, match="test split is refused"):
+        convert_model_dir(tiny_model_dir, "int8", data=data_root, calib_split="test", allow_chance=True)
+
+
+def test_refuses_model_that_does_not_beat_chance(tiny_model_dir, tmp_path, data_root):
+    import json
+    import shutil
+
+    from edge_wbc.converters import ConversionError, convert_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    m = json.loads((d / "metrics.json").read_text())
+    m.update(beats_chance=False, val_accuracy=0.2, majority_class_val_accuracy=0.19)
+    (d / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(ConversionError, match="does not beat the majority class"):
+        convert_model_dir(d, "float32", data=data_root)
+    assert not (d / "float32.tflite").exists()
+
+
+def test_broken_conversion_writes_nothing(tiny_model_dir, tmp_path, data_root):
+    import shutil
+
+    from edge_wbc.converters import ConversionError, convert_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    with pytest.raises(ConversionError, match="agreement .* is below 1.01"):
+        convert_model_dir(d, "dynamic", data=data_root, min_agreement=1.01, allow_chance=True)
+    assert not (d / "dynamic.tflite").exists()

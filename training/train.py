@@ -1,0 +1,236 @@
+"""Training entry point, driven by :class:`HParams`.
+
+``train(HParams(model="wbcnet", dataset="bloodmnist"), out_dir)`` writes into ``out_dir``:
+``model.keras`` (best val checkpoint), ``model.json`` (the ModelSpec), ``history.csv``,
+``curves.png``, ``confusion.png`` and ``metrics.json`` (test accuracy, macro-F1, per-class
+precision/recall, one-vs-rest AUC). It refuses to call a model done if it does not beat chance.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_wbc.data import Dataset, load_dataset
+from edge_wbc.errors import DataError, SpecError
+from edge_wbc.io import atomic_write_text
+from edge_wbc.metrics import classification_report
+from edge_wbc.spec import ModelSpec
+
+from .registry import get_model
+
+OPTIMIZERS = ("adam", "adadelta", "sgd")
+DEFAULT_SIZE = {"bloodmnist": 28, "pbc128": 64, "bccd4": 64, "bccd2": 64}
+
+
+@dataclass
+class HParams:
+    model: str
+    dataset: str = "bloodmnist"
+    size: int | None = None
+    epochs: int = 30
+    batch: int = 64
+    optimizer: str = "adam"
+    lr: float | None = None
+    class_weights: str | None = None  # None | "balanced"
+    seed: int = 0
+    patience: int = 8
+    augment: bool = True
+    label_smoothing: float = 0.0
+    limit: int | None = None  # use only the first N images of each split (smoke runs, tests)
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(f"invalid optimizer {self.optimizer!r}: valid choices are {', '.join(OPTIMIZERS)}")
+        if self.class_weights not in (None, "balanced"):
+            raise SpecError(f"invalid class weights {self.class_weights!r}: valid choices are balanced")
+        if self.epochs < 1 or self.batch < 1:
+            raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
+
+
+def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
+    entry = get_model(hp.model)
+    size = hp.size or DEFAULT_SIZE.get(hp.dataset, entry.default_size)
+    task = entry.task
+    if task == "classification" and len(labels) == 2 and entry.name == "binary2":
+        task = "binary"
+    return ModelSpec(task=task, input_height=size, input_width=size, labels=labels,
+                     dataset=hp.dataset, source_model=hp.model)
+
+
+def load_for_training(hp: HParams, data=None) -> tuple[ModelSpec, Dataset]:
+    probe = make_spec(hp, ("a", "b"))  # only the input size is used for loading
+    ds = load_dataset(hp.dataset, probe, data=data, seed=hp.seed)
+    spec = probe.replace(labels=ds.labels)
+    if hp.limit:
+        rng = np.random.default_rng(hp.seed)
+        for name, sp in ds.splits.items():
+            idx = np.sort(rng.permutation(len(sp))[: hp.limit])
+            ds.splits[name] = type(sp)(sp.images[idx], sp.labels[idx], [sp.ids[i] for i in idx],
+                                       [sp.groups[i] for i in idx] if sp.groups else None)
+    return spec, ds
+
+
+def _augment_fn(tf, size_h, size_w, seed):
+    pad = max(2, size_h // 10)
+
+    def aug(x, y):
+        x = tf.image.random_flip_left_right(x)
+        x = tf.image.random_flip_up_down(x)
+        if size_h == size_w:
+            k = tf.random.uniform([], 0, 4, dtype=tf.int32)
+            x = tf.image.rot90(x, k)
+        # shift by up to ~10 %: reflect-pad, random crop back
+        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        x = tf.image.random_crop(x, [tf.shape(x)[0], size_h, size_w, tf.shape(x)[-1]])
+        return x, y
+
+    return aug
+
+
+def _plot_curves(history: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(history[f"val_{key}"], label=f"val {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.6 * len(labels)))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def predict_probs(model, images: np.ndarray, spec: ModelSpec, batch: int = 256) -> np.ndarray:
+    p = model.predict(images.astype(np.float32), batch_size=batch, verbose=0)
+    p = np.asarray(p, np.float32).reshape(len(images), -1)
+    if p.shape[1] == 1 and spec.num_classes == 2:
+        p = np.concatenate([1 - p, p], axis=1)
+    return p
+
+
+def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(hp.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    t0 = time.time()
+    spec, ds = load_for_training(hp, data)
+    tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
+    if len(tr) == 0 or len(va) == 0:
+        raise DataError(f"{hp.dataset}: train ({len(tr)}) and val ({len(va)}) must not be empty")
+    log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {spec.input_height}px, {len(spec.labels)} classes ({time.time() - t0:.1f}s)")
+
+    model = get_model(hp.model).builder(spec, **hp.model_kwargs)
+    binary = spec.task == "binary"
+    steps = int(np.ceil(len(tr) / hp.batch))
+    lr = hp.lr or {"adam": 2e-3, "adadelta": 1.0, "sgd": 0.05}[hp.optimizer]
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * hp.epochs, alpha=0.02)
+    opt = {
+        "adam": lambda: keras.optimizers.Adam(schedule),
+        "adadelta": lambda: keras.optimizers.Adadelta(lr),
+        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
+    }[hp.optimizer]()
+    if binary:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
+        y_tr, y_va = tr.labels.astype(np.float32), va.labels.astype(np.float32)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+        k = spec.num_classes
+        y_tr, y_va = np.eye(k, dtype=np.float32)[tr.labels], np.eye(k, dtype=np.float32)[va.labels]
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"] if not binary else [keras.metrics.BinaryAccuracy(name="accuracy")])
+
+    class_weight = None
+    if hp.class_weights == "balanced":
+        counts = np.bincount(tr.labels, minlength=spec.num_classes).astype(float)
+        class_weight = {i: float(len(tr) / (spec.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+    train_ds = tf.data.Dataset.from_tensor_slices((tr.images, y_tr)).shuffle(len(tr), seed=hp.seed, reshuffle_each_iteration=True)
+    train_ds = train_ds.batch(hp.batch).map(lambda x, y: (tf.cast(x, tf.float32), y))
+    if hp.augment:
+        train_ds = train_ds.map(_augment_fn(tf, spec.input_height, spec.input_width, hp.seed))
+    train_ds = train_ds.prefetch(2)
+    val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), y_va)).batch(256)
+
+    ckpt = out / "model.keras"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience, restore_best_weights=True),
+    ]
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=hp.epochs, class_weight=class_weight,
+                    callbacks=callbacks, verbose=verbose)
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    train_s = time.time() - t0
+
+    # the best checkpoint, reloaded as a user would load it (safe mode, no pickle)
+    model = keras.saving.load_model(ckpt, safe_mode=True, compile=False)
+    model.save(ckpt)  # re-saved without the optimizer state: a third of the size, same weights
+    probs = predict_probs(model, te.images, spec) if len(te) else np.zeros((0, spec.num_classes))
+    val_probs = predict_probs(model, va.images, spec)
+    report = classification_report(te.labels, probs, spec.labels) if len(te) else {}
+    val_acc = float((val_probs.argmax(1) == va.labels).mean())
+    chance = float(np.bincount(va.labels, minlength=spec.num_classes).max() / len(va))
+    best_epoch = int(np.argmax(history["val_accuracy"])) + 1
+    metrics = {
+        "model": hp.model, "dataset": hp.dataset, "split": "test", "val_accuracy": val_acc,
+        "majority_class_val_accuracy": chance, "beats_chance": val_acc > chance + 0.05,
+        "best_epoch": best_epoch, "epochs_run": len(history["loss"]), "train_seconds": round(train_s, 1),
+        "params": int(model.count_params()), "hparams": asdict(hp), **report,
+    }
+    spec = spec.replace(metrics={k: metrics.get(k) for k in ("accuracy", "macro_f1", "auc_ovr", "val_accuracy", "n")} | {"split": "test"})
+    spec.save(out / "model.json")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    keys = list(history)
+    with open(out / "history.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["epoch", *keys])
+        for i in range(len(history["loss"])):
+            w.writerow([i + 1, *[f"{history[k][i]:.6f}" for k in keys]])
+    _plot_curves(history, out / "curves.png")
+    if report:
+        _plot_confusion(np.array(report["confusion"]), spec.labels, out / "confusion.png")
+    if not metrics["beats_chance"]:
+        log(f"WARNING: val accuracy {val_acc:.3f} does not beat the majority class ({chance:.3f}) by 5 pt; "
+            "do not convert or ship this model")
+    log(f"done in {train_s:.0f}s: best epoch {best_epoch}, val acc {val_acc:.4f}, test acc {report.get('accuracy', float('nan')):.4f}")
+    return metrics
