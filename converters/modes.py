@@ -7,7 +7,9 @@ setting (e.g. reset int8 I/O types) after the mode set it.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import contextlib
+import io
+from typing import Callable
 
 import numpy as np
 
@@ -112,7 +114,9 @@ def convert_keras(model, spec, mode: str, **options) -> bytes:
     if mode not in MODES:
         raise ConversionError(f"invalid mode {mode!r}: valid choices are {', '.join(MODES)}")
     try:
-        return MODES[mode](model, spec, **options)
+        # the Keras exporter prints its SavedModel signature to stdout; keep stdout for results
+        with contextlib.redirect_stdout(io.StringIO()):
+            return MODES[mode](model, spec, **options)
     except ConversionError:
         raise
     except Exception as e:  # the TF converter raises many types

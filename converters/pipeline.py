@@ -24,7 +24,11 @@ BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 def inspect_tflite(content: bytes) -> dict:
     """Tensor types, op list and the ops that compute in float, read through the interpreter."""
     Interp, backend, version = interpreter_backend()
-    it = Interp(model_content=content)
+    try:  # without the default XNNPACK delegate, so every op of the graph is visible as itself
+        mod = __import__(Interp.__module__, fromlist=["OpResolverType"])
+        it = Interp(model_content=content, experimental_op_resolver_type=mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except (AttributeError, TypeError):
+        it = Interp(model_content=content)
     it.allocate_tensors()
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     ins, outs = it.get_input_details(), it.get_output_details()

@@ -51,11 +51,11 @@ def small_tree(tmp_path_factory, data_root) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, data_root) -> Path:
-    """The `tiny` architecture trained briefly on 1,500 real BloodMNIST images (a few seconds)."""
+    """The `tiny` architecture trained briefly on 3,000 real BloodMNIST images (about 10 s)."""
     from edge_wbc.training.train import HParams, train
 
     out = tmp_path_factory.mktemp("tiny")
-    train(HParams(model="tiny", dataset="bloodmnist", epochs=3, batch=64, limit=1500, patience=3, seed=1),
+    train(HParams(model="tiny", dataset="bloodmnist", epochs=6, batch=64, limit=3000, patience=6, seed=1),
           out, data=data_root, verbose=0, log=lambda s: None)
     return out
 

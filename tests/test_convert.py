@@ -20,8 +20,20 @@ def calib(bloodmnist):
     return bloodmnist.split("train").images[:32]
 
 
-@pytest.mark.parametrize("model_name", classifiers())
-@pytest.mark.parametrize("mode", MODES)
+def cases():
+    from edge_wbc.converters import ConversionError
+
+    for mode in MODES:
+        for m in classifiers():
+            if (m, mode) == ("edgenet", "int16x8"):
+                # LiteRT refuses to prepare this untrained net's int16 DEPTHWISE_CONV_2D
+                # (kernel_util.cc: no_integer_overflow_from_quantization): it must be a clear error.
+                yield pytest.param(m, mode, marks=pytest.mark.xfail(raises=ConversionError, strict=True))
+            else:
+                yield m, mode
+
+
+@pytest.mark.parametrize("model_name,mode", list(cases()))
 def test_registry_x_modes_convert(model_name, mode, calib, tmp_path):
     from edge_wbc.converters.modes import convert_keras
     from edge_wbc.converters.pipeline import verify
@@ -88,7 +100,9 @@ def test_refuses_model_that_does_not_beat_chance(tiny_model_dir, tmp_path, data_
     from edge_wbc.converters import ConversionError, convert_model_dir
 
     d = tmp_path / "m"
-    shutil.copytree(tiny_model_dir, d)
+    d.mkdir()
+    for f in ("model.keras", "model.json", "metrics.json"):
+        shutil.copy(tiny_model_dir / f, d / f)
     m = json.loads((d / "metrics.json").read_text())
     m.update(beats_chance=False, val_accuracy=0.2, majority_class_val_accuracy=0.19)
     (d / "metrics.json").write_text(json.dumps(m))
