@@ -121,6 +121,8 @@ class ModelSpec:
             d = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SpecError(f"{path}: not valid JSON ({e})") from None
+        if isinstance(d, dict) and isinstance(d.get("model_spec"), dict):
+            d = d["model_spec"]  # a bundle JSON (edge-wbc export-android) that nests the spec
         try:
             return cls.from_dict(d)
         except TypeError as e:  # wrong value types

@@ -168,3 +168,17 @@ def test_data_info_and_check(data_root, tmp_path):
 def test_python_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "edge_wbc", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "classify" in r.stdout and "bench" in r.stdout
+
+
+def test_roofline_fills_roof_pct(bench_dir, data_root, tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    for f in ("int8.tflite", "int8.json"):
+        shutil.copy(bench_dir / f, d / f)
+    r = run("bench", "--models", d, "--limit", 20, "--runs", 5, "--warmup", 1, "--data", data_root, "--roofline", "--json", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    roof = rep["roofline"]
+    assert roof["int8"]["1"] > 0 and roof["float32"]["1"] > 0 and roof["macs"] == 8 * 28 * 28 * 64 * 64 * 9
+    row = rep["rows"][0]
+    assert row["roof_pct"] == pytest.approx(100 * row["gmac_per_s"] / roof["int8"]["1"])
