@@ -39,13 +39,27 @@ def _converter(model):
     return tf, tf.lite.TFLiteConverter.from_keras_model(model)
 
 
+def pin_pixel_range(calib_images: np.ndarray) -> np.ndarray:
+    """Copy of the calibration images whose first image has one pixel at 0 and one at 255.
+
+    The input tensor's quantization comes from the min/max of the calibration inputs. Pinning the
+    full 0..255 range gives the uint8 input scale 1 and zero point 0 whatever the data's range, so
+    the integer model takes raw pixels unchanged (two pixels of one image barely move any other range).
+    """
+    x = np.array(calib_images, dtype=np.float32, copy=True)
+    x[0, 0, 0, :] = 0.0
+    x[0, 0, 1, :] = 255.0
+    return x
+
+
 def _representative(calib_images: np.ndarray | None):
     if calib_images is None or len(calib_images) == 0:
         raise ConversionError("this mode needs calibration images (--calib N from the train split), got none")
+    x = pin_pixel_range(calib_images)
 
     def gen():
-        for i in range(len(calib_images)):
-            yield [calib_images[i : i + 1].astype(np.float32)]
+        for i in range(len(x)):
+            yield [x[i : i + 1]]
 
     return gen
 
@@ -108,6 +122,66 @@ def convert_int16x8(model, spec, calib_images=None, io: str = "float32", **_) ->
         conv.inference_input_type = tf.int16
         conv.inference_output_type = tf.int16
     return conv.convert()
+
+
+def run_tfmot(model, spec, mode: str, timeout: float = 3600, **job) -> bytes:
+    """Run a tfmot mode in a tf_keras subprocess (TF_USE_LEGACY_KERAS=1 must precede the TF import)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    if not spec.source_model:
+        raise ConversionError(f"{mode} needs model.json's source_model (the registered architecture) to rebuild it in tf_keras")
+    with tempfile.TemporaryDirectory(prefix=f"edge-wbc-{mode}-") as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "weights.npz", *model.get_weights())
+        out = tmp / "model.tflite"
+        job = {k: v for k, v in job.items() if v is not None}
+        job.update(mode=mode, spec=spec.to_dict(), weights=str(tmp / "weights.npz"), out=str(out))
+        (tmp / "job.json").write_text(json.dumps(job))
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "edge_wbc.converters.tfmot_worker", str(tmp / "job.json")],
+                                  env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ConversionError(f"{mode}: fine-tuning did not finish within {timeout:.0f}s") from None
+        err = tmp / "model.tflite.error"
+        if err.is_file():
+            raise ConversionError(f"{mode}: {err.read_text()}")
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            raise ConversionError(f"{mode}: the tf_keras worker failed ({tail})")
+        return out.read_bytes()
+
+
+@register_mode("qat")
+def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int = 2, lr: float = 1e-4,
+                limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
+    """Quantization-aware fine-tuning (tfmot, tf_keras), then full-integer conversion (uint8 I/O)."""
+    return run_tfmot(model, spec, "qat", io=io, epochs=epochs, lr=lr, limit=limit, data=data, seed=seed, calib=calib)
+
+
+@register_mode("pruned")
+def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: float = 0.5, epochs: int = 2,
+                   lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
+    """Magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while fine-tuning, stripped, then int8."""
+    if not 0.0 < sparsity < 1.0:
+        raise ConversionError(f"invalid --sparsity {sparsity}: must be between 0 and 1")
+    return run_tfmot(model, spec, "pruned", io=io, sparsity=sparsity, epochs=epochs, lr=lr, limit=limit,
+                     data=data, seed=seed, calib=calib)
+
+
+@register_mode("clustered")
+def convert_clustered(model, spec, calib_images=None, io: str = "uint8", clusters: int = 16, epochs: int = 2,
+                      lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
+    """Weight clustering (k-means++ init, ``clusters`` centroids per layer), fine-tuned, stripped, then int8."""
+    if clusters < 2:
+        raise ConversionError(f"invalid --clusters {clusters}: must be >= 2")
+    return run_tfmot(model, spec, "clustered", io=io, clusters=clusters, epochs=epochs, lr=lr, limit=limit,
+                     data=data, seed=seed, calib=calib)
 
 
 def convert_keras(model, spec, mode: str, **options) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from .modes import MODES, ConversionError, convert_keras
 #: tensor types each mode promises at the model's input/output
 EXPECTED_IO = {"float32": "float32", "float16": "float32", "dynamic": "float32"}
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
+TFMOT_MODES = ("qat", "pruned", "clustered")
 
 
 def inspect_tflite(content: bytes) -> dict:
@@ -34,6 +36,8 @@ def inspect_tflite(content: bytes) -> dict:
     ins, outs = it.get_input_details(), it.get_output_details()
     io_idx = {d["index"] for d in ins} | {d["index"] for d in outs}
     ops = it._get_ops_details()  # public in all three interpreters' Python wrappers, underscore-named
+    per_channel = [t["name"] for t in tensors.values()
+                   if len(t.get("quantization_parameters", {}).get("scales", ())) > 1]
     float_ops, names = [], []
     for op in ops:
         name = op["op_name"]
@@ -51,9 +55,63 @@ def inspect_tflite(content: bytes) -> dict:
         "output_quantization": [float(v) for v in outs[0]["quantization"]],
         "ops": names,
         "float_ops": float_ops,
+        "per_channel_tensors": per_channel,
         "size_bytes": len(content),
         "interpreter": f"{backend} {version}",
     }
+
+
+def clipped_activations(content: bytes, spec: ModelSpec, images: np.ndarray) -> dict:
+    """Share of int8 activation values stuck at the top of their range (clipped by calibration).
+
+    Runs the integer model with all intermediate tensors kept, on real val images, and counts, for
+    every quantized activation tensor (not weights, not the re-quantized input pixels, not softmax
+    or sigmoid outputs), the values equal to the integer maximum (and to the minimum where the zero
+    point is not at the minimum, i.e. the range is two-sided). ReLU6 outputs that reach 6 count as
+    clipped too, so the figure is an upper bound.
+    """
+    Interp, _, _ = interpreter_backend()
+    try:
+        it = Interp(model_content=content, experimental_preserve_all_tensors=True)
+    except TypeError:
+        return {}
+    it.allocate_tensors()
+    ins = it.get_input_details()[0]
+    clf_scale, clf_zp = ins["quantization"]
+    details = it.get_tensor_details()
+    consts = {d["index"] for d in it.get_output_details()}
+    for op in it._get_ops_details():
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            consts.update(i for i in list(op["inputs"])[1:] if i >= 0)
+        if op["op_name"] in ("QUANTIZE", "SOFTMAX", "LOGISTIC"):
+            # re-quantized raw pixels (255 is the top of the range by design) and bounded outputs
+            consts.update(i for i in op["outputs"] if i >= 0)
+    acts = [t for t in details if np.dtype(t["dtype"]) in (np.int8, np.uint8) and t["index"] not in consts
+            and t["index"] != ins["index"] and len(t["shape"]) >= 2]
+    clipped = total = 0
+    worst: dict[str, float] = {}
+    for img in images:
+        x = img[None]
+        if np.dtype(ins["dtype"]) != np.uint8 or clf_scale != 1.0 or clf_zp != 0:
+            info = np.iinfo(ins["dtype"])
+            x = np.clip(np.round(x / clf_scale + clf_zp), info.min, info.max).astype(ins["dtype"])
+        it.set_tensor(ins["index"], x)
+        it.invoke()
+        for t in acts:
+            try:
+                v = it.get_tensor(t["index"])
+            except ValueError:
+                continue
+            info = np.iinfo(v.dtype)
+            zp = t["quantization"][1]
+            hit = int((v == info.max).sum()) + (int((v == info.min).sum()) if zp != info.min else 0)
+            clipped += hit
+            total += v.size
+            worst[t["name"]] = worst.get(t["name"], 0) + hit / v.size / len(images)
+    if not total:
+        return {}
+    top = sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+    return {"clipped_share": clipped / total, "clipped_top": [[k, v] for k, v in top], "clipped_images": len(images)}
 
 
 def load_keras(model_dir: Path):
@@ -109,7 +167,7 @@ def verify(content: bytes, mode: str, options: dict) -> dict:
 def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
                       io: str = "uint8", per_tensor: bool = False, allow_float_fallback: bool = False,
                       min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
-                      out_name: str | None = None, seed: int = 0, log=print) -> dict:
+                      out_name: str | None = None, seed: int = 0, log=print, **mode_options) -> dict:
     """Convert ``model_dir/model.keras`` to ``model_dir/<mode>.tflite`` (+ ``<mode>.json``) and check it."""
     model_dir = Path(model_dir)
     if mode not in MODES:
@@ -129,11 +187,18 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     if mode in ("int8", "int16x8"):
         calib_imgs = calibration_images(spec, calib, data, seed, calib_split)
         log(f"calibrating on {len(calib_imgs)} {calib_split} images")
-    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options)
+    if mode in TFMOT_MODES:
+        log(f"{mode}: fine-tuning in a tf_keras subprocess (tensorflow-model-optimization)")
+        mode_options.update(data=str(data) if data else None, seed=seed, calib=calib)
+    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **mode_options)
     info = verify(content, mode, options)
 
     # agreement with the Keras model on val images (skipped, and said so, only if no data is found)
-    report = {"mode": mode, **options, "calibration_images": 0 if calib_imgs is None else len(calib_imgs), **info}
+    report = {"mode": mode, **options, **{k: v for k, v in mode_options.items() if k != "data"},
+              "calibration_images": 0 if calib_imgs is None else len(calib_imgs), **info}
+    if mode in TFMOT_MODES:
+        report["calibration_images"] = 0 if mode == "qat" else calib
+    report["gzip_bytes"] = len(gzip.compress(content, compresslevel=9, mtime=0))
     try:
         val = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val").head(agreement_n)
     except DataError as e:
@@ -154,6 +219,8 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         report.update(agreement=agree, agreement_n=len(val), max_prob_gap=float(np.abs(ref - got).max()),
                       keras_val_acc=float((ref.argmax(1) == val.labels).mean()), tflite_val_acc=float((got.argmax(1) == val.labels).mean()))
         log(f"{mode}: top-1 agreement with Keras on {len(val)} val images: {agree:.4f} (max prob gap {report['max_prob_gap']:.4f})")
+        if report["input_dtype"] in ("uint8", "int8"):
+            report.update(clipped_activations(content, tmp_spec, val.images[:50]))
         if agree < min_agreement:
             raise ConversionError(f"{mode}: top-1 agreement {agree:.3f} with the Keras model is below {min_agreement} "
                                   "on val images; the conversion is broken, nothing written")

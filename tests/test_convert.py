@@ -121,3 +121,62 @@ def test_broken_conversion_writes_nothing(tiny_model_dir, tmp_path, data_root):
     with pytest.raises(ConversionError, match="agreement .* is below 1.01"):
         convert_model_dir(d, "dynamic", data=data_root, min_agreement=1.01, allow_chance=True)
     assert not (d / "dynamic.tflite").exists()
+
+
+TFMOT_MODES = ["qat", "pruned", "clustered"]
+
+
+@pytest.mark.parametrize("model_name", classifiers())
+@pytest.mark.parametrize("mode", TFMOT_MODES)
+def test_registry_x_tfmot_modes_convert(model_name, mode, data_root):
+    """QAT / pruning / clustering rebuild each architecture in tf_keras, fine-tune briefly, go int8."""
+    from edge_wbc.converters.modes import convert_keras
+    from edge_wbc.converters.pipeline import verify
+    from edge_wbc.training import build_model
+
+    if model_name == "binary2":
+        spec = ModelSpec("binary", 28, 28, ("mononuclear", "polynuclear"), dataset="bccd2", source_model=model_name)
+    else:
+        spec = ModelSpec("classification", 28, 28, tuple("abcdefgh"), dataset="bloodmnist", source_model=model_name)
+    model = build_model(model_name, spec)
+    content = convert_keras(model, spec, mode, data=str(data_root), epochs=1, limit=64, calib=16, sparsity=0.5, clusters=8)
+    info = verify(content, mode, {"io": "uint8"})
+    assert info["input_dtype"] == "uint8" and info["float_ops"] == []
+    scale, zp = info["input_quantization"]
+    if mode == "qat":  # QAT learns the input range from the data (e.g. 0..242): the runtime applies it
+        assert 0.5 < scale <= 1.05
+    else:  # calibrated on raw pixels: scale 1, zero point 0, the pixels themselves
+        assert (scale, zp) == (pytest.approx(1.0, abs=0.02), 0)
+
+
+def test_pruned_weights_are_sparse(tiny_model_dir, data_root, tmp_path):
+    import shutil
+
+    from edge_wbc.converters import convert_model_dir
+    from edge_wbc.runtime import interpreter_backend
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    r = convert_model_dir(d, "pruned", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
+                          epochs=1, limit=256, sparsity=0.7)
+    assert r["sparsity"] == 0.7 and r["gzip_bytes"] < r["size_bytes"]
+    Interp, _, _ = interpreter_backend()
+    it = Interp(model_path=r["path"])
+    it.allocate_tensors()
+    pw = next(op for op in it._get_ops_details() if op["op_name"] == "CONV_2D" and
+              it.get_tensor_details()[op["inputs"][1]]["shape"][-1] == 8)  # the 1x1 conv 8 -> 16
+    w = it.get_tensor(pw["inputs"][1])
+    assert (w == 0).mean() >= 0.6
+
+
+def test_per_tensor_has_no_per_channel_weights(tiny_model_dir, data_root, tmp_path):
+    import shutil
+
+    from edge_wbc.converters import convert_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    per_ch = convert_model_dir(d, "int8", data=data_root, calib=32, allow_chance=True, min_agreement=0.0)
+    per_t = convert_model_dir(d, "int8", data=data_root, calib=32, allow_chance=True, min_agreement=0.0, per_tensor=True)
+    assert len(per_ch["per_channel_tensors"]) >= 2 and per_t["per_channel_tensors"] == []
+    assert 0.0 <= per_ch["clipped_share"] < 0.05
