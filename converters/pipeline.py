@@ -207,7 +207,26 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         val = None
         log(f"agreement not measured: {e}")
     tmp_spec = spec.replace(quantization=mode)
-    if val is not None:
+    if val is not None and spec.task == "segmentation":
+        from edge_wbc.segdata import dice_iou
+        from edge_wbc.segment import TFLiteSegmenter
+
+        ref = np.asarray(model.predict(val.images.astype(np.float32), batch_size=16, verbose=0), np.float32)
+        tmp = model_dir / f".{mode}.check.tflite"
+        try:
+            atomic_write_bytes(tmp, content)
+            got = TFLiteSegmenter(tmp, spec=tmp_spec).predict(val.images)
+        finally:
+            tmp.unlink(missing_ok=True)
+        agree = float(((ref > 0.5) == (got > 0.5)).mean())
+        d_ref = float(np.mean([dice_iou(ref[..., c], val.labels[..., c])[0].mean() for c in range(ref.shape[-1])]))
+        d_got = float(np.mean([dice_iou(got[..., c], val.labels[..., c])[0].mean() for c in range(got.shape[-1])]))
+        report.update(agreement=agree, agreement_n=len(val), agreement_kind="pixel", max_prob_gap=float(np.abs(ref - got).max()),
+                      keras_val_dice=d_ref, tflite_val_dice=d_got)
+        log(f"{mode}: pixel agreement with Keras on {len(val)} val images: {agree:.4f}; val Dice keras {d_ref:.4f}, tflite {d_got:.4f}")
+        if agree < min_agreement:
+            raise ConversionError(f"{mode}: pixel agreement {agree:.3f} with the Keras model is below {min_agreement}; nothing written")
+    elif val is not None:
         ref = keras_probs(model, val.images, spec)
         tmp = model_dir / f".{mode}.check.tflite"
         try:

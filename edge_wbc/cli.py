@@ -34,6 +34,9 @@ class Mode(str, Enum):
     dynamic = "dynamic"
     int8 = "int8"
     int16x8 = "int16x8"
+    qat = "qat"
+    pruned = "pruned"
+    clustered = "clustered"
 
 
 class IOType(str, Enum):
@@ -71,7 +74,7 @@ def _quiet_tf() -> None:
 @app.command()
 def train(
     model: str = typer.Argument(..., help="Registered model name (see `edge-wbc models`)."),
-    dataset: str = typer.Option("bloodmnist", help="bloodmnist, pbc128, bccd4, bccd2, or a folder path."),
+    dataset: str = typer.Option("bloodmnist", help="bloodmnist, pbc128, bccd4, bccd2, a folder path; unet: seg, wbcseg, sigtuple, bccd_smear."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for model.keras, model.json, curves ..."),
     size: Optional[int] = typer.Option(None, help="Input size in pixels (default: the dataset's)."),
     epochs: int = typer.Option(30, min=1),
@@ -96,6 +99,14 @@ def train(
     try:
         hp = HParams(model=model, dataset=dataset, size=size, epochs=epochs, batch=batch, optimizer=optimizer.value, lr=lr,
                      class_weights=class_weights.value if class_weights else None, seed=seed, patience=patience, limit=limit)
+        from .training.registry import get_model
+
+        if get_model(model).task == "segmentation":
+            from .training.segment import train_seg
+
+            m = train_seg(hp, out, data=data, log=lambda s: console.print(s, highlight=False))
+            out_console.print(", ".join(f"{k} Dice {v['dice']:.4f}" for k, v in m["segmentation"].items()) + f" -> {out}")
+            return
         m = run(hp, out, data=data, log=lambda s: console.print(s, highlight=False))
     except EdgeWBCError as e:
         fail(str(e))
@@ -113,6 +124,12 @@ def convert(
     allow_float_fallback: bool = typer.Option(False, "--allow-float-fallback", help="Accept float ops left in an int8 model."),
     allow_chance: bool = typer.Option(False, "--allow-chance", help="Convert even if the model does not beat chance."),
     min_agreement: float = typer.Option(0.9, min=0.0, max=1.0, help="Refuse the result below this top-1 agreement with Keras."),
+    sparsity: float = typer.Option(0.5, min=0.01, max=0.99, help="pruned: target sparsity of Conv2D/Dense kernels."),
+    clusters: int = typer.Option(16, min=2, help="clustered: weight clusters per layer."),
+    ft_epochs: int = typer.Option(2, "--ft-epochs", min=1, help="qat/pruned/clustered: fine-tuning epochs."),
+    ft_lr: float = typer.Option(1e-4, "--ft-lr", min=0.0, help="qat/pruned/clustered: fine-tuning learning rate."),
+    ft_limit: Optional[int] = typer.Option(None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."),
+    name: Optional[str] = typer.Option(None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Convert DIR/model.keras to DIR/<mode>.tflite (+ <mode>.json), verified before it is written."""
@@ -128,11 +145,18 @@ def convert(
     try:
         r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value, io=io.value,
                               per_tensor=per_tensor, allow_float_fallback=allow_float_fallback, allow_chance=allow_chance,
-                              min_agreement=min_agreement, log=lambda s: console.print(s, highlight=False))
+                              min_agreement=min_agreement, out_name=name, log=lambda s: console.print(s, highlight=False),
+                              **({"epochs": ft_epochs, "lr": ft_lr, "limit": ft_limit} if mode in (Mode.qat, Mode.pruned, Mode.clustered) else {}),
+                              **({"sparsity": sparsity} if mode == Mode.pruned else {}),
+                              **({"clusters": clusters} if mode == Mode.clustered else {}))
     except EdgeWBCError as e:
         fail(str(e))
     extra = f", float ops kept: {', '.join(r['float_ops'])}" if r["float_ops"] and mode == Mode.int8 else ""
-    out_console.print(f"{r['path']}: {r['size_bytes']:,} bytes, I/O {r['input_dtype']}, "
+    if r.get("per_channel_tensors") is not None and mode == Mode.int8:
+        extra += f", per-channel weight tensors: {len(r['per_channel_tensors'])}"
+    if r.get("clipped_share") is not None:
+        extra += f", clipped activations {100 * r['clipped_share']:.3f} %"
+    out_console.print(f"{r['path']}: {r['size_bytes']:,} bytes (gzip {r['gzip_bytes']:,}), I/O {r['input_dtype']}, "
                       f"agreement {r.get('agreement', float('nan')):.4f}{extra}")
 
 
@@ -160,53 +184,79 @@ def classify(
     threads: int = typer.Option(1, min=1),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
 ):
-    """Classify images; writes file,prediction,confidence,<one column per class>,error."""
+    """Classify images; writes file,prediction,confidence,<one column per class>,error.
+
+    Bad files do not stop the run: each is listed with its reason at the end and in the CSV's error
+    column, and the exit code is 1 (0 with --skip-bad). Files are streamed one at a time, and -o is
+    written atomically: an interrupted run leaves the old file (or none), never half a CSV.
+    """
     from .assets import default_classifier
     from .data import iter_inputs
     from .io import atomic_open
+    from .preprocess import display_name
     from .runtime import TFLiteClassifier, iter_predictions
 
     try:
         clf = TFLiteClassifier(model or default_classifier(), labels_file=labels, num_threads=threads)
     except EdgeWBCError as e:
         fail(str(e))
-    missing = [p for p in paths if not p.exists()]
     header = ["file", "prediction", "confidence", *clf.labels, "error"]
     bad: list[tuple[str, str]] = []
+    dir_errors: list[tuple[str, str]] = []
     n_ok = 0
+    blank = [""] * len(clf.labels)
+
+    def unlistable(d: Path, e: OSError) -> None:
+        name = display_name(d)
+        dir_errors.append((name, f"{name}: cannot list directory ({e.strerror or e})"))
 
     def rows():
         nonlocal n_ok
-        for p, probs, err in iter_predictions(clf, iter_inputs(paths)):
-            name = os.fsdecode(p) if not isinstance(p, str) else p
-            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        for p, probs, err in iter_predictions(clf, iter_inputs(paths, onerror=unlistable)):
+            while dir_errors:
+                name, derr = dir_errors.pop(0)
+                bad.append((name, derr))
+                yield [name, "", "", *blank, derr]
+            name = display_name(p)
             if err:
+                err = err.encode("utf-8", "backslashreplace").decode("utf-8")  # valid UTF-8 for CSV and terminal
                 bad.append((name, err))
-                yield [name, "", "", *[""] * len(clf.labels), err]
+                yield [name, "", "", *blank, err]
             else:
                 n_ok += 1
                 k = int(probs.argmax())
                 yield [name, clf.labels[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs], ""]
+        while dir_errors:
+            name, derr = dir_errors.pop(0)
+            bad.append((name, derr))
+            yield [name, "", "", *blank, derr]
 
-    if output:
-        with atomic_open(output, "w", newline="") as fh:
-            w = csv.writer(fh)
+    try:
+        if output:
+            with atomic_open(output, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                for r in rows():
+                    w.writerow(r)
+        else:
+            w = csv.writer(sys.stdout)
             w.writerow(header)
             for r in rows():
                 w.writerow(r)
-    else:
-        w = csv.writer(sys.stdout)
-        w.writerow(header)
-        for r in rows():
-            w.writerow(r)
+    except EdgeWBCError as e:  # the model failed mid-run; -o keeps its old content
+        fail(str(e))
+    except OSError as e:
+        if output is None:
+            raise  # stdout problems (a closed pipe) are Typer's to handle
+        fail(f"{display_name(output)}: cannot write the CSV ({e.strerror or e})")
     if bad:
         console.print(f"[yellow]{len(bad)} file(s) could not be classified:[/]")
         for name, err in bad:
             console.print(f"  {escape(err)}", highlight=False, soft_wrap=True)
     console.print(f"classified {n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version})"
-                  + (f" -> {output}" if output else ""), highlight=False)
+                  + (f" -> {display_name(output)}" if output else ""), highlight=False)
     if n_ok == 0 and not bad:
-        fail(f"no image files found in {', '.join(map(str, paths))}")
+        fail(f"no image files found in {', '.join(map(display_name, paths))}")
     if bad and not skip_bad:
         raise typer.Exit(1)
 
@@ -224,6 +274,8 @@ def _parse_threads(s: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
+    more_models: Optional[List[Path]] = typer.Argument(None, metavar="[MODELS]...", show_default=False,
+                                                      help="More model dirs/files: `--models a b c` works as in the docs."),
     models: Optional[List[Path]] = typer.Option(None, "--models", "-m", help="Model dirs or files (default: the shipped models)."),
     dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one in model.json)."),
     split: Split = typer.Option(Split.test),
@@ -259,7 +311,8 @@ def bench(
         except (OSError, json.JSONDecodeError) as e:
             fail(f"--compare {compare_to}: cannot read bench JSON ({e})")
     try:
-        paths = list(models) if models else default_bench_models()
+        given = list(models or []) + list(more_models or [])
+        paths = given if given else default_bench_models()
         n_var = len(discover(paths)) * len(th)
         cfg = BenchConfig(threads=th, runs=runs, warmup=warmup, batch=batch, limit=limit, split=split.value,
                           dataset=dataset, data=str(data) if data else None, roofline=roofline)
@@ -312,6 +365,118 @@ def bench(
         for g in gates:
             console.print(f"[bold red]gate failed:[/] {escape(g)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+# ---- segmentation / smear counting ------------------------------------------------------------
+def _default_asset(name: str) -> Path:
+    from .assets import assets_dir
+
+    p = assets_dir() / name
+    if not p.is_file():
+        fail(f"{p}: shipped model missing; pass it explicitly")
+    return p
+
+
+@app.command()
+def segment(
+    images: List[Path] = typer.Argument(..., help="Image files and/or directories."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for <stem>.mask.png, <stem>.nucleus.png, <stem>.overlay.png."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Segmentation .tflite (default: the shipped unet int8)."),
+    threshold: float = typer.Option(0.5, min=0.0, max=1.0),
+    threads: int = typer.Option(1, min=1),
+    skip_bad: bool = typer.Option(False, "--skip-bad"),
+):
+    """WBC (and nucleus) masks at each input's own size, plus an overlay."""
+    from .data import iter_inputs
+    from .segment import TFLiteSegmenter, segment_file
+
+    try:
+        seg = TFLiteSegmenter(model or _default_asset("wbc_unet_int8.tflite"), num_threads=threads)
+    except EdgeWBCError as e:
+        fail(str(e))
+    n, bad = 0, []
+    for p in iter_inputs(images):
+        try:
+            segment_file(seg, p, out, threshold)
+            n += 1
+        except ImageError as e:
+            bad.append(str(e))
+    for b in bad:
+        console.print(f"  {escape(b)}", highlight=False, soft_wrap=True)
+    console.print(f"segmented {n} image(s) -> {out}", highlight=False)
+    if bad and not skip_bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def count(
+    smears: List[Path] = typer.Argument(..., help="Smear images and/or directories."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    detector: Optional[Path] = typer.Option(None, help="Smear WBC detector .tflite (default: shipped smear unet int8)."),
+    classifier: Optional[Path] = typer.Option(None, help="WBC crop classifier .tflite (default: shipped bccd4 int8)."),
+    uncertain_below: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override the classifier's threshold."),
+    threads: int = typer.Option(1, min=1),
+    skip_bad: bool = typer.Option(False, "--skip-bad"),
+):
+    """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
+    from .count import UNCERTAIN, SmearCounter, summarize, write_outputs
+    from .data import iter_inputs
+
+    try:
+        sc = SmearCounter(detector or _default_asset("smear_unet_int8.tflite"),
+                          classifier or _default_asset("bccd4_int8.tflite"), threads=threads, uncertain_below=uncertain_below)
+    except EdgeWBCError as e:
+        fail(str(e))
+    results, bad = [], []
+    for p in iter_inputs(smears):
+        try:
+            r = sc.count_image(p)
+            if out:
+                sc.annotate(p, r, out / f"{p.stem}.count.png")
+        except ImageError as e:
+            bad.append(str(e))
+            r = {"file": str(p), "cells": [], "counts": {}, "error": str(e)}
+        results.append(r)
+    report = summarize(results, sc.clf.labels)
+    write_outputs(report, sc.clf.labels, json_out, csv_out)
+    t = Table("file", "WBCs", *sc.clf.labels, UNCERTAIN)
+    for r in results:
+        t.add_row(Path(r["file"]).name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in [*sc.clf.labels, UNCERTAIN]])
+    t.add_row("total %", str(sum(report["totals"].values())), *[f"{report['percent'][k]:.1f}" for k in [*sc.clf.labels, UNCERTAIN]], style="bold")
+    out_console.print(t)
+    for b in bad:
+        console.print(f"  {escape(b)}", highlight=False, soft_wrap=True)
+    if bad and not skip_bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    model: Path = typer.Argument(..., help="Classifier .tflite; its <stem>.json gets temperature and uncertain_below."),
+    target: float = typer.Option(0.95, min=0.0, max=1.0, help="Accuracy wanted on the val crops that are not 'uncertain'."),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+):
+    """Fit temperature scaling and the 'uncertain' threshold of a classifier on its val split."""
+    from .count import calibrate as apply_t, choose_threshold, fit_temperature
+    from .data import load_dataset
+    from .runtime import TFLiteClassifier
+    from .spec import ModelSpec, spec_path_for
+
+    try:
+        clf = TFLiteClassifier(model)
+        val = load_dataset(clf.spec.dataset, clf.spec, data=data).split("val")
+    except EdgeWBCError as e:
+        fail(str(e))
+    p = clf.predict(val.images)
+    t = fit_temperature(p, val.labels)
+    thr, acc, cov = choose_threshold(apply_t(p, t), val.labels, target)
+    sp = spec_path_for(model)
+    spec = ModelSpec.load(sp)
+    spec.replace(metrics={**spec.metrics, "temperature": t, "uncertain_below": thr, "uncertain_val": {
+        "n": len(val), "accepted_accuracy": acc, "accepted_share": cov, "target": target}}).save(sp)
+    out_console.print(f"{sp}: temperature {t:.3f}, uncertain below {thr:.3f} (val n={len(val)}: accepted {cov:.1%} at accuracy {acc:.4f})")
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -392,9 +557,30 @@ def data_check(
                                                  "near_duplicates": {k: [list(p) for p in v] for k, v in dups.items()}}, indent=2))
 
 
+from .android_cli import register as _register_android
+_register_android(app)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM -> SystemExit(143): unwinds like Ctrl-C, so `with` blocks and atomic_open clean up.
+
+    (Without a handler SIGTERM kills Python on the spot and leaves temp files behind. Typer turns
+    KeyboardInterrupt into exit 130 but lets SystemExit through, so this keeps its own code.)
+    """
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
+    except SystemExit as e:
+        if e.code in (130, 128 + signal.SIGTERM):
+            console.print("interrupted" if e.code == 130 else "terminated (SIGTERM)", highlight=False)
+        raise
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)

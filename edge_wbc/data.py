@@ -137,10 +137,16 @@ def load_bloodmnist(path: str | Path) -> Dataset:
         for s in SPLITS:
             try:
                 x, y = npz[f"{s}_images"], npz[f"{s}_labels"]
-            except ValueError as e:  # object arrays need pickle: refuse
-                raise DataError(f"{path}: {s} arrays cannot be read without pickle ({e})") from None
+            except ValueError as e:
+                if "pickle" in str(e):  # object arrays need pickle: refused, never loaded
+                    raise DataError(f"{path}: {s} arrays cannot be read without pickle ({e})") from None
+                raise DataError(f"{path}: {s} arrays are corrupt ({e})") from None
+            except Exception as e:  # noqa: BLE001 - BadZipFile (bad CRC), zlib.error, EOFError, OSError ...
+                raise DataError(f"{path}: {s} arrays are corrupt ({type(e).__name__}: {e})") from None
             if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
                 raise DataError(f"{path}: {s}_images must be uint8 (N, H, W, 3), got {x.dtype} {x.shape}")
+            if np.asarray(y).dtype.kind not in "iu":
+                raise DataError(f"{path}: {s}_labels must be integers, got {np.asarray(y).dtype}")
             y = np.asarray(y).reshape(-1).astype(np.int64)
             if len(y) != len(x):
                 raise DataError(f"{path}: {s}_labels has {len(y)} rows but {s}_images has {len(x)}")
@@ -151,38 +157,60 @@ def load_bloodmnist(path: str | Path) -> Dataset:
 
 
 # ---- folder trees -----------------------------------------------------------------------------
-def iter_image_files(root: Path, follow_symlinks: bool = True) -> Iterator[Path]:
-    """Sorted walk for image files; symlink loops are detected and skipped."""
+def iter_image_files(root: Path, follow_symlinks: bool = True,
+                     onerror: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+    """Sorted, streaming walk for image files (by extension; hidden files such as ``._x.jpg`` are skipped).
+
+    A directory reached twice (a symlink loop, or two links to one folder) is walked once. A
+    symlink with an image extension whose target is missing or loops is yielded, so the caller
+    reports it instead of it silently disappearing. A directory that cannot be listed is passed to
+    ``onerror(path, error)``; without ``onerror`` it raises :class:`DataError` (never skipped silently).
+    """
     seen: set[tuple[int, int]] = set()
+
+    def failed(d: Path, e: OSError) -> None:
+        if onerror is None:
+            raise DataError(f"{d}: cannot list directory ({e.strerror or e})") from None
+        onerror(d, e)
 
     def walk(d: Path) -> Iterator[Path]:
         try:
             st = d.stat()
-        except OSError:
+        except OSError as e:
+            failed(d, e)
             return
         key = (st.st_dev, st.st_ino)
         if key in seen:
             return
         seen.add(key)
         try:
-            entries = sorted(d.iterdir(), key=lambda p: p.name)
-        except OSError:
+            with os.scandir(d) as it:
+                names = sorted(entry.name for entry in it)
+        except OSError as e:
+            failed(d, e)
             return
-        for e in entries:
+        for name in names:
+            e = d / name
             try:
                 if e.is_dir():
                     if follow_symlinks or not e.is_symlink():
                         yield from walk(e)
-                elif e.is_file() and is_image_file(e) and not e.name.startswith("."):
+                elif name.startswith(".") or not is_image_file(e):
+                    continue
+                elif e.is_file() or (e.is_symlink() and not e.exists()):
                     yield e
-            except OSError:
-                continue
+            except OSError:  # an entry that cannot be examined: report it as a file, do not drop it
+                if is_image_file(e) and not name.startswith("."):
+                    yield e
 
-    yield from walk(root)
+    yield from walk(Path(root))
 
 
 def _class_dirs(root: Path) -> list[Path]:
-    return sorted([d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")], key=lambda p: p.name)
+    try:
+        return sorted([d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")], key=lambda p: p.name)
+    except OSError as e:
+        raise DataError(f"{root}: cannot list directory ({e.strerror or e})") from None
 
 
 def _decode_files(files: list[Path], spec: ModelSpec, progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -310,7 +338,10 @@ def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int 
     y = np.array(ys, np.int64)
     test_list = bccd_root / "BCCD" / "ImageSets" / "Main" / "test.txt"
     if test_list.is_file():
-        test_smears = {ln.strip() for ln in test_list.read_text().split() if ln.strip()}
+        try:
+            test_smears = {ln.strip() for ln in test_list.read_text(encoding="utf-8").split() if ln.strip()}
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{test_list}: cannot read the test smear list ({e})") from None
         is_test = np.array([g in test_smears for g in groups])
         rest = np.flatnonzero(~is_test)
         sub = stratified_split(y[rest], (0.85, 0.15, 0.0), seed, [groups[i] for i in rest])
@@ -325,6 +356,10 @@ def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int 
 
 def load_dataset(name: str, spec: ModelSpec | None = None, data: str | Path | None = None, seed: int = 0, progress=None) -> Dataset:
     """Load a named dataset (bloodmnist, pbc128, bccd4, bccd2) or a folder path, preprocessed to ``spec``."""
+    if name in ("wbcseg", "sigtuple", "seg", "bccd_smear"):
+        from .segdata import load_seg_dataset
+
+        return load_seg_dataset(name, spec, data=data, seed=seed)
     if name == "bloodmnist":
         ds = load_bloodmnist(data_root(data) / KNOWN["bloodmnist"][0])
         if spec is not None and (spec.input_height, spec.input_width) != (28, 28):
@@ -408,14 +443,20 @@ def describe(root: Path) -> list[dict]:
     return rows
 
 
-def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Expand files and directories (recursively, sorted, symlink-loop safe) into image paths."""
+def iter_inputs(paths: Iterable[str | Path], onerror: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+    """Expand files and directories (recursively, sorted, symlink-loop safe) into image paths.
+
+    A generator all the way down: paths are produced one at a time, never collected, so a run over
+    any number of files holds one directory listing at a time. Files named explicitly are yielded
+    whatever their extension or state (a missing or bad file is reported by the caller, not dropped);
+    ``onerror`` as in :func:`iter_image_files`.
+    """
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            yield from iter_image_files(p)
+            yield from iter_image_files(p, onerror=onerror)
         else:
-            yield p  # a missing or bad file is reported by the caller, not dropped
+            yield p
 
 
 __all__ = [

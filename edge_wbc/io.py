@@ -1,4 +1,12 @@
-"""Atomic file output: a reader (or an interrupted run) sees the old file or the whole new one."""
+"""Atomic file output: a reader (or an interrupted run) sees the old file or the whole new one.
+
+The new content goes to a temp file beside the target (``.<name>.XXXX.tmp``, same directory so the
+rename is atomic), is flushed and fsynced, and then renamed over the target; the directory is then
+fsynced so the rename itself survives a power cut. On any exception, KeyboardInterrupt and
+SystemExit included (the CLI turns SIGTERM into SystemExit), the temp file is removed and the target
+is untouched. Only SIGKILL or a power cut mid-write can leave a temp file behind, never a partial
+target.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +33,26 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync_dir(d: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a directory; the rename is done regardless
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

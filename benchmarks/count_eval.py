@@ -1,0 +1,98 @@
+"""Evaluate `edge-wbc count` on the BCCD held-out smears (BCCD/ImageSets/Main/test.txt).
+
+Localization: every VOC `WBC` box vs the detected boxes, greedy matching at IoU >= 0.5 ->
+recall, precision, mean absolute count error per smear. Subtype: the largest detected cell of
+each smear vs `labels.csv` (rows that are blank or list two subtypes are skipped). Speed: the whole
+pipeline (decode, detect, crop, classify) per 640x480 smear at 1 thread, p50 over the test smears.
+
+    EDGE_WBC_DATA=../shared/data python benchmarks/count_eval.py [--detector ...] [--classifier ...] [--split test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_wbc.count import UNCERTAIN, SmearCounter
+from edge_wbc.data import data_root
+from edge_wbc.segdata import bccd_split_names, voc_boxes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def match(gt, pred, thr=0.5) -> int:
+    used, tp = set(), 0
+    for g in gt:
+        best, bj = 0.0, None
+        for j, p in enumerate(pred):
+            if j not in used and (v := iou(g, p)) > best:
+                best, bj = v, j
+        if bj is not None and best >= thr:
+            used.add(bj)
+            tp += 1
+    return tp
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--detector", default=str(REPO / "android_assets" / "smear_unet_int8.tflite"))
+    ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    root = data_root(a.data) / "bccd"
+    names = bccd_split_names(root)[a.split]
+    labels = {}
+    with open(root / "labels.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            cat = (row.get("Category") or "").strip()
+            if cat and "," not in cat:
+                labels[f"BloodImage_{int(row['Image']):05d}"] = cat.lower()
+    sc = SmearCounter(a.detector, a.classifier, threads=1)
+    tp = n_gt = n_pred = 0
+    count_err, times, sub_ok, sub_n, sub_unc = [], [], 0, 0, 0
+    for n in names:
+        path = root / "BCCD" / "JPEGImages" / f"{n}.jpg"
+        gt = voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml")
+        t0 = time.perf_counter()
+        r = sc.count_image(path)
+        times.append((time.perf_counter() - t0) * 1e3)
+        pred = [c["box"] for c in r["cells"]]
+        tp += match(gt, pred)
+        n_gt += len(gt)
+        n_pred += len(pred)
+        count_err.append(abs(len(pred) - len(gt)))
+        if n in labels and labels[n] in sc.clf.labels and r["cells"]:
+            main_cell = max(r["cells"], key=lambda c: (c["box"][2] - c["box"][0]) * (c["box"][3] - c["box"][1]))
+            sub_n += 1
+            sub_ok += main_cell["class"] == labels[n]
+            sub_unc += main_cell["label"] == UNCERTAIN
+    res = {"split": a.split, "smears": len(names), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
+           "recall": tp / n_gt if n_gt else None, "precision": tp / n_pred if n_pred else None,
+           "count_mae": float(np.mean(count_err)), "exact_count_share": float(np.mean([e == 0 for e in count_err])),
+           "subtype_n": sub_n, "subtype_accuracy": sub_ok / sub_n if sub_n else None,
+           "subtype_uncertain_share": sub_unc / sub_n if sub_n else None,
+           "ms_per_smear_p50": float(np.percentile(times, 50)), "ms_per_smear_p90": float(np.percentile(times, 90)),
+           "detector": Path(a.detector).name, "classifier": Path(a.classifier).name,
+           "uncertain_below": sc.uncertain_below, "temperature": sc.temperature}
+    print(json.dumps(res, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Dice / IoU of a segmentation model on the held-out (test) splits, Keras float vs TFLite.
+
+Per source dataset (wbc_seg: WBC and nucleus; SigTuple: WBC) on the fixed test split that training
+used (edge_wbc.segdata, seed 0), for model.keras and each .tflite in the run dir.
+
+    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge_wbc.segdata import dice_iou, load_seg_dataset
+from edge_wbc.segment import TFLiteSegmenter
+from edge_wbc.spec import ModelSpec
+
+
+def scores(pred, target, groups, labels):
+    out = {}
+    for c, lab in enumerate(labels):
+        for g in sorted(set(groups)):
+            m = np.array([x == g for x in groups]) & (target[..., c] >= 0).any(axis=(1, 2))
+            if m.any():
+                d, i = dice_iou(pred[m][..., c], target[m][..., c])
+                out[f"{lab}/{g}"] = {"dice": round(float(d.mean()), 4), "iou": round(float(i.mean()), 4), "n": int(m.sum())}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    d = Path(a.run_dir)
+    spec = ModelSpec.load(d)
+    te = load_seg_dataset(spec.dataset, spec).split("test")
+    res = {}
+    if (d / "model.keras").is_file():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        m = keras.saving.load_model(d / "model.keras", safe_mode=True, compile=False)
+        res["keras"] = scores(m.predict(te.images.astype(np.float32), batch_size=16, verbose=0), te.labels, te.groups, spec.labels)
+    for f in sorted(d.glob("*.tflite")):
+        res[f.name] = scores(TFLiteSegmenter(f).predict(te.images), te.labels, te.groups, spec.labels)
+    print(json.dumps(res, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

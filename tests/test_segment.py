@@ -1,0 +1,146 @@
+"""U-Net segmentation, smear counting: data, metrics, components, CLI outputs (tiny models)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from edge_wbc.cli import app
+from edge_wbc.segdata import dice_iou, load_seg_dataset, voc_boxes
+from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, label_components
+from edge_wbc.spec import ModelSpec
+
+runner = CliRunner()
+
+
+def test_dice_iou_values_and_unknown_pixels():
+    t = np.zeros((1, 4, 4))
+    t[0, :2, :2] = 1
+    p = np.zeros((1, 4, 4))
+    p[0, :2, :] = 1
+    d, i = dice_iou(p, t)
+    assert d[0] == pytest.approx(2 * 4 / (8 + 4)) and i[0] == pytest.approx(4 / 8)
+    t[0, :2, 2:] = -1  # unknown pixels are ignored: the prediction there does not count
+    d, _ = dice_iou(p, t)
+    assert d[0] == pytest.approx(1.0)
+    assert dice_iou(np.zeros((1, 3, 3)), np.zeros((1, 3, 3)))[0][0] == 1.0
+
+
+def test_label_components_matches_scipy(rng):
+    from scipy import ndimage
+
+    m = rng.random((40, 50)) > 0.55
+    lab, n = label_components(m)
+    ref, n_ref = ndimage.label(m)
+    assert n == n_ref
+    # same partition: each of our components maps to exactly one scipy component
+    for k in range(1, n + 1):
+        assert len(np.unique(ref[lab == k])) == 1
+
+
+def test_boxes_from_map():
+    p = np.zeros((20, 30))
+    p[2:6, 3:9] = 0.9
+    p[10:18, 20:28] = 0.7
+    p[0, 29] = 0.99  # a speck below the area floor
+    boxes = boxes_from_map(p, 0.5, min_area_frac=0.01)
+    assert [b for b, _, _ in boxes] == [[3, 2, 9, 6], [20, 10, 28, 18]]
+    assert boxes[0][1] == pytest.approx(0.9)
+
+
+def test_seg_datasets(data_root):
+    spec = ModelSpec("segmentation", 64, 64, ("wbc", "nucleus"))
+    ds = load_seg_dataset("seg", spec, data=data_root)
+    assert ds.labels == ("wbc", "nucleus")
+    tr, te = ds.split("train"), ds.split("test")
+    assert tr.images.shape[1:] == (64, 64, 3) and tr.labels.shape[1:] == (64, 64, 2)
+    assert sum(len(ds.split(s)) for s in ("train", "val", "test")) == 300 + 164
+    assert not set(tr.ids) & set(te.ids)
+    sig = np.array([g == "sigtuple" for g in te.groups])
+    assert (te.labels[sig][..., 1] == -1).all() and (te.labels[~sig][..., 1] >= 0).all()
+    wbc = te.labels[~sig][..., 0]
+    assert 0.05 < wbc.mean() < 0.9  # masks are neither empty nor full
+    smear = load_seg_dataset("bccd_smear", ModelSpec("segmentation", 128, 160, ("wbc",)), data=data_root)
+    assert len(smear.split("test")) == 72 and smear.split("test").labels.mean() > 0.02
+
+
+def test_voc_boxes(data_root):
+    assert voc_boxes(data_root / "bccd/BCCD/Annotations/BloodImage_00000.xml") == [(260, 177, 491, 376)]
+
+
+@pytest.fixture(scope="module")
+def tiny_unet(tmp_path_factory, data_root):
+    from edge_wbc.converters.modes import convert_keras
+    from edge_wbc.training import build_model
+
+    d = tmp_path_factory.mktemp("unet")
+    spec = ModelSpec("segmentation", 64, 64, ("wbc", "nucleus"), dataset="seg", source_model="unet")
+    model = build_model("unet", spec, base=4, depth=2)
+    calib = load_seg_dataset("seg", spec, data=data_root).split("train").images[:16]
+    (d / "int8.tflite").write_bytes(convert_keras(model, spec, "int8", calib_images=calib))
+    (d / "float32.tflite").write_bytes(convert_keras(model, spec, "float32"))
+    spec.save(d)
+    return d, model, calib
+
+
+def test_segmenter_int8_tracks_float(tiny_unet):
+    d, model, x = tiny_unet
+    f = TFLiteSegmenter(d / "float32.tflite").predict(x[:4])
+    q = TFLiteSegmenter(d / "int8.tflite")
+    assert q.input_dtype == np.uint8
+    got = q.predict(x[:4])
+    assert got.shape == (4, 64, 64, 2)
+    np.testing.assert_allclose(f, np.asarray(model.predict(x[:4].astype(np.float32), verbose=0)), atol=1e-4)
+    assert np.abs(got - f).max() < 0.1
+
+
+def test_segment_cli_writes_masks_at_input_size(tiny_unet, data_root, tmp_path):
+    d, _, _ = tiny_unet
+    src = data_root / "wbc_seg/dataset1/001.bmp"
+    r = runner.invoke(app, ["segment", str(src), str(data_root / "sigtuple/Test_data"), "--model", str(d / "int8.tflite"), "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    w, h = Image.open(src).size
+    for suffix in ("mask", "nucleus", "overlay"):
+        im = Image.open(tmp_path / f"001.{suffix}.png")
+        assert im.size == (w, h)
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "001.mask.png")))) <= {0, 255}
+    big = next(p for p in sorted((data_root / "sigtuple/Test_data").glob("*.jpg")) if not p.stem.endswith("-mask"))
+    assert Image.open(tmp_path / f"{big.stem}.mask.png").size == Image.open(big).size
+
+
+def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
+    from edge_wbc.converters.modes import convert_keras
+    from edge_wbc.training import build_model
+
+    det_spec = ModelSpec("segmentation", 32, 32, ("wbc",), dataset="bccd_smear", source_model="unet")
+    det = build_model("unet", det_spec, base=4, depth=2)
+    calib = load_seg_dataset("bccd_smear", det_spec, data=data_root).split("train").images[:8]
+    (tmp_path / "det.tflite").write_bytes(convert_keras(det, det_spec, "int8", calib_images=calib))
+    det_spec.save(tmp_path / "det.json")
+    smears = tmp_path / "smears"
+    smears.mkdir()
+    for n in ("BloodImage_00000", "BloodImage_00001"):
+        shutil.copy(data_root / f"bccd/BCCD/JPEGImages/{n}.jpg", smears / f"{n}.jpg")
+    (smears / "broken.jpg").write_bytes(b"not a jpeg")
+    r = runner.invoke(app, ["count", str(smears), "--detector", str(tmp_path / "det.tflite"), "--classifier",
+                            str(tiny_converted / "int8.tflite"), "--json", str(tmp_path / "c.json"), "--csv", str(tmp_path / "c.csv"),
+                            "--out", str(tmp_path / "ann"), "--uncertain-below", "0.5"])
+    assert r.exit_code == 1, r.output  # the broken smear is reported, the others counted
+    rep = json.loads((tmp_path / "c.json").read_text())
+    assert set(rep) == {"images", "totals", "percent"}
+    ok = [i for i in rep["images"] if "error" not in i]
+    assert len(ok) == 2 and {(i["width"], i["height"]) for i in ok} == {(640, 480)}
+    for im in ok:
+        assert sum(im["counts"].values()) == len(im["cells"])
+        for c in im["cells"]:
+            x0, y0, x1, y1 = c["box"]
+            assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 and 0 <= c["confidence"] <= 1
+            assert c["label"] == "uncertain" or c["label"] == c["class"]
+    assert sum(rep["totals"].values()) == sum(len(i["cells"]) for i in ok)
+    if sum(rep["totals"].values()):
+        assert sum(rep["percent"].values()) == pytest.approx(100.0)
+    assert "broken.jpg" in next(i for i in rep["images"] if "error" in i)["error"]
+    assert len(list((tmp_path / "ann").glob("*.count.png"))) == 2

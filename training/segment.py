@@ -1,0 +1,127 @@
+"""Training for segmentation models (``unet``): WBC / nucleus masks and BCCD smear WBC maps.
+
+Loss: binary cross-entropy + soft Dice per channel, skipping pixels whose target is -1 (unknown,
+e.g. the nucleus channel of SigTuple masks). Augmentation (train split only, after the fixed split):
+flips, 90-degree rotations (square inputs) and small shifts, applied to image and mask together.
+Writes model.keras, model.json, history.csv, curves.png and metrics.json (Dice / IoU per channel
+and per source dataset on the test split).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from edge_wbc.io import atomic_write_text
+from edge_wbc.segdata import dice_iou, load_seg_dataset
+from edge_wbc.spec import ModelSpec
+
+from .train import HParams, _plot_curves
+
+DEFAULT_SIZE = {"wbcseg": (128, 128), "sigtuple": (128, 128), "seg": (128, 128), "bccd_smear": (128, 160)}
+
+
+def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None) -> dict:
+    rep = {}
+    for c, lab in enumerate(labels):
+        sets = {"all": np.ones(len(pred), bool)}
+        if groups:
+            for g in sorted(set(groups)):
+                sets[g] = np.array([x == g for x in groups])
+        for gname, m in sets.items():
+            keep = m & (target[..., c] >= 0).any(axis=(1, 2))
+            if not keep.any():
+                continue
+            d, i = dice_iou(pred[keep][..., c], target[keep][..., c])
+            rep[f"{lab}/{gname}"] = {"dice": float(d.mean()), "iou": float(i.mean()), "n": int(keep.sum()),
+                                    "dice_per_image": [round(float(v), 4) for v in d]}
+    return rep
+
+
+def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> dict:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from .registry import get_model
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(hp.seed)
+    t0 = time.time()
+    h, w = (hp.size, hp.size) if hp.size else DEFAULT_SIZE.get(hp.dataset, (128, 128))
+    probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model)
+    ds = load_seg_dataset(hp.dataset, probe, data=data, seed=hp.seed)
+    spec = probe.replace(labels=ds.labels)
+    tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
+    log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
+    model = get_model(hp.model).builder(spec, **hp.model_kwargs)
+
+    def loss_fn(y_true, y_pred):
+        valid = tf.cast(y_true >= 0, tf.float32)
+        t = tf.clip_by_value(y_true, 0.0, 1.0)
+        p = tf.clip_by_value(y_pred, 1e-6, 1 - 1e-6)
+        bce = -(t * tf.math.log(p) + (1 - t) * tf.math.log(1 - p)) * valid
+        bce = tf.reduce_sum(bce) / (tf.reduce_sum(valid) + 1.0)
+        inter = tf.reduce_sum(p * t * valid, axis=[1, 2])
+        denom = tf.reduce_sum((p + t) * valid, axis=[1, 2])
+        has = tf.cast(tf.reduce_sum(valid, axis=[1, 2]) > 0, tf.float32)
+        dice = (2 * inter + 1.0) / (denom + 1.0)
+        dice_loss = tf.reduce_sum((1 - dice) * has) / (tf.reduce_sum(has) + 1e-6)
+        return bce + dice_loss
+
+    steps = int(np.ceil(len(tr) / hp.batch))
+    lr = hp.lr or 2e-3
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps * hp.epochs, alpha=0.02)),
+                  loss=loss_fn)
+    square = h == w
+
+    def aug(x, y):
+        xy = tf.concat([tf.cast(x, tf.float32), y], axis=-1)
+        xy = tf.image.random_flip_left_right(xy)
+        xy = tf.image.random_flip_up_down(xy)
+        if square:
+            xy = tf.image.rot90(xy, tf.random.uniform([], 0, 4, dtype=tf.int32))
+        pad = max(2, h // 16)
+        xy = tf.pad(xy, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        xy = tf.image.random_crop(xy, [tf.shape(xy)[0], h, w, tf.shape(xy)[-1]])
+        return xy[..., :3], xy[..., 3:]
+
+    train_ds = tf.data.Dataset.from_tensor_slices((tr.images, tr.labels)).shuffle(len(tr), seed=hp.seed).batch(hp.batch)
+    if hp.augment:
+        train_ds = train_ds.map(aug)
+    val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), va.labels)).batch(32)
+    ckpt = out / "model.keras"
+    fit = model.fit(train_ds.prefetch(2), validation_data=val_ds, epochs=hp.epochs, verbose=verbose, callbacks=[
+        keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)])
+    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    model = keras.saving.load_model(ckpt, safe_mode=True, compile=False)
+    model.save(ckpt)
+    pred = model.predict(te.images.astype(np.float32), batch_size=16, verbose=0)
+    rep = seg_report(pred, te.labels, spec.labels, te.groups)
+    metrics = {"model": hp.model, "dataset": hp.dataset, "split": "test", "n": len(te), "train_seconds": round(time.time() - t0, 1),
+               "params": int(model.count_params()), "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+               "hparams": asdict(hp), "segmentation": rep}
+    spec = spec.replace(metrics={k: {"dice": v["dice"], "iou": v["iou"], "n": v["n"]} for k, v in rep.items()} | {"split": "test"})
+    spec.save(out / "model.json")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    with open(out / "history.csv", "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["epoch", *history])
+        for i in range(len(history["loss"])):
+            wr.writerow([i + 1, *[f"{history[k][i]:.6f}" for k in history]])
+    history.setdefault("accuracy", [])
+    try:
+        _plot_curves({"loss": history["loss"], "val_loss": history["val_loss"], "accuracy": [], "val_accuracy": []}, out / "curves.png")
+    except Exception:
+        pass
+    log("done: " + ", ".join(f"{k} dice {v['dice']:.4f}" for k, v in rep.items()))
+    return metrics
