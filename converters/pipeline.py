@@ -144,6 +144,15 @@ def keras_probs(model, images: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return p
 
 
+def _tflite_predict(cls, content: bytes, spec: ModelSpec, images: np.ndarray, tmp: Path) -> np.ndarray:
+    """Run not-yet-written model bytes through the runtime class (via a hidden temp file)."""
+    try:
+        atomic_write_bytes(tmp, content)
+        return cls(tmp, spec=spec).predict(images)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def verify(content: bytes, mode: str, options: dict) -> dict:
     try:
         info = inspect_tflite(content)
@@ -197,7 +206,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     report = {"mode": mode, **options, **{k: v for k, v in mode_options.items() if k != "data"},
               "calibration_images": 0 if calib_imgs is None else len(calib_imgs), **info}
     if mode in TFMOT_MODES:
-        report["calibration_images"] = 0 if mode == "qat" else calib
+        report["calibration_images"] = calib  # qat: only for tensors without a learned range
     report["gzip_bytes"] = len(gzip.compress(content, compresslevel=9, mtime=0))
     try:
         val = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val").head(agreement_n)
@@ -212,12 +221,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         from edge_wbc.segment import TFLiteSegmenter
 
         ref = np.asarray(model.predict(val.images.astype(np.float32), batch_size=16, verbose=0), np.float32)
-        tmp = model_dir / f".{mode}.check.tflite"
-        try:
-            atomic_write_bytes(tmp, content)
-            got = TFLiteSegmenter(tmp, spec=tmp_spec).predict(val.images)
-        finally:
-            tmp.unlink(missing_ok=True)
+        got = _tflite_predict(TFLiteSegmenter, content, tmp_spec, val.images, model_dir / f".{mode}.check.tflite")
         agree = float(((ref > 0.5) == (got > 0.5)).mean())
         d_ref = float(np.mean([dice_iou(ref[..., c], val.labels[..., c])[0].mean() for c in range(ref.shape[-1])]))
         d_got = float(np.mean([dice_iou(got[..., c], val.labels[..., c])[0].mean() for c in range(got.shape[-1])]))
@@ -228,12 +232,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
             raise ConversionError(f"{mode}: pixel agreement {agree:.3f} with the Keras model is below {min_agreement}; nothing written")
     elif val is not None:
         ref = keras_probs(model, val.images, spec)
-        tmp = model_dir / f".{mode}.check.tflite"
-        try:
-            atomic_write_bytes(tmp, content)
-            got = TFLiteClassifier(tmp, spec=tmp_spec).predict(val.images)
-        finally:
-            tmp.unlink(missing_ok=True)
+        got = _tflite_predict(TFLiteClassifier, content, tmp_spec, val.images, model_dir / f".{mode}.check.tflite")
         agree = float((ref.argmax(1) == got.argmax(1)).mean())
         report.update(agreement=agree, agreement_n=len(val), max_prob_gap=float(np.abs(ref - got).max()),
                       keras_val_acc=float((ref.argmax(1) == val.labels).mean()), tflite_val_acc=float((got.argmax(1) == val.labels).mean()))

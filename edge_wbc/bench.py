@@ -335,6 +335,7 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [r for r in report["rows"] if r["status"] == "ok" and r["threads"] == min(report["config"]["threads"])]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -345,6 +346,9 @@ def plot(report: dict, path: Path) -> None:
         ax.annotate(f"{r['variant']}\n{r['size_bytes'] / 1024:.0f} KB", (r["latency_ms"]["p50"], r["accuracy"]),
                     fontsize=8, xytext=(6, 4), textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.25, y=0.3)
     ax.set_xlabel("p50 latency, batch 1 (ms, log)")
     ax.set_ylabel(f"accuracy ({report['dataset']} {report['split']}, n={report['n']})")
     ax.set_title("edge-wbc bench: accuracy vs latency (marker area ~ file size)")

@@ -294,6 +294,7 @@ def bench(
     max_p50_ms: Optional[float] = typer.Option(None, help="Gate: max p50 latency (ms) of any .tflite."),
     max_size_kb: Optional[float] = typer.Option(None, help="Gate: max .tflite size (KB)."),
     compare_to: Optional[Path] = typer.Option(None, "--compare", help="Earlier --json output to compare with."),
+    noise_margin: float = typer.Option(0.10, "--noise-margin", min=0.0, help="--compare: relative p50 rise tolerated as noise."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Bench every variant on real images: accuracy, agreement, latency, memory, size. Exit 1 if a gate fails."""
@@ -340,7 +341,7 @@ def bench(
         if r["status"] != "ok":
             console.print(f"[red]{escape(r['variant'])}[/]: {escape(str(r['error']))}", highlight=False, soft_wrap=True)
     if baseline is not None:
-        deltas = compare(report, baseline)
+        deltas = compare(report, baseline, noise=noise_margin)
         report["compare"] = deltas
         ct = Table("variant", "thr", "Δ acc", "Δ p50 ms", "Δ p50 %", "Δ size B", "flags")
         for d in deltas:
