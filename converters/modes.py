@@ -166,12 +166,20 @@ def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int =
 
 @register_mode("pruned")
 def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: float = 0.5, epochs: int = 2,
-                   lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
-    """Magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while fine-tuning, stripped, then int8."""
+                   lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500,
+                   prune_clusters: int = 0, **_) -> bytes:
+    """Magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while fine-tuning, stripped, then int8.
+
+    ``prune_clusters`` > 0 adds sparsity-preserving clustering of the remaining weights (one more
+    fine-tuning epoch): the zeros stay, the nonzero weights share that many values per layer, and the
+    file compresses further.
+    """
     if not 0.0 < sparsity < 1.0:
         raise ConversionError(f"invalid --sparsity {sparsity}: must be between 0 and 1")
+    if prune_clusters and prune_clusters < 2:
+        raise ConversionError(f"invalid --prune-clusters {prune_clusters}: must be 0 (off) or >= 2")
     return run_tfmot(model, spec, "pruned", io=io, sparsity=sparsity, epochs=epochs, lr=lr, limit=limit,
-                     data=data, seed=seed, calib=calib)
+                     data=data, seed=seed, calib=calib, prune_clusters=prune_clusters or None)
 
 
 @register_mode("clustered")

@@ -102,12 +102,15 @@ def apply_pruning(model, tfmot, tf_keras, sparsity: float, steps: int):
     return tf_keras.models.clone_model(model, clone_function=wrap)
 
 
-def apply_clustering(model, tfmot, tf_keras, clusters: int):
+def apply_clustering(model, tfmot, tf_keras, clusters: int, preserve_sparsity: bool = False):
     C = tfmot.clustering.keras
+    kinds = (tf_keras.layers.Conv2D, tf_keras.layers.Dense) if preserve_sparsity else (
+        tf_keras.layers.Conv2D, tf_keras.layers.Dense, tf_keras.layers.DepthwiseConv2D)
 
     def wrap(layer):
-        if isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense, tf_keras.layers.DepthwiseConv2D)):
-            return C.cluster_weights(layer, number_of_clusters=clusters,
+        if isinstance(layer, kinds) and not (preserve_sparsity and isinstance(layer, tf_keras.layers.DepthwiseConv2D)):
+            # preserve_sparsity: zeros from pruning stay zeros (sparsity-preserving clustering)
+            return C.cluster_weights(layer, number_of_clusters=clusters, preserve_sparsity=preserve_sparsity,
                                      cluster_centroids_init=C.CentroidInitialization.KMEANS_PLUS_PLUS)
         return layer
 
@@ -179,6 +182,10 @@ def run(job: dict) -> bytes:
         pm = apply_pruning(model, tfmot, tf_keras, job.get("sparsity", 0.5), steps)
         x = finetune(pm, spec, job, tf, tf_keras, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(pm)
+        if job.get("prune_clusters"):  # then sparsity-preserving clustering of the surviving weights
+            cm = apply_clustering(stripped, tfmot, tf_keras, job["prune_clusters"], preserve_sparsity=True)
+            finetune(cm, spec, dict(job, epochs=1), tf, tf_keras)
+            stripped = tfmot.clustering.keras.strip_clustering(cm)
         return to_int8(stripped, tf, x[:n_calib], job.get("io", "uint8"))
     if mode == "clustered":
         cm = apply_clustering(model, tfmot, tf_keras, job.get("clusters", 16))

@@ -126,6 +126,7 @@ def convert(
     min_agreement: float = typer.Option(0.9, min=0.0, max=1.0, help="Refuse the result below this top-1 agreement with Keras."),
     sparsity: float = typer.Option(0.5, min=0.01, max=0.99, help="pruned: target sparsity of Conv2D/Dense kernels."),
     clusters: int = typer.Option(16, min=2, help="clustered: weight clusters per layer."),
+    prune_clusters: int = typer.Option(0, "--prune-clusters", min=0, help="pruned: then cluster the kept weights into N values (0 = off)."),
     ft_epochs: int = typer.Option(2, "--ft-epochs", min=1, help="qat/pruned/clustered: fine-tuning epochs."),
     ft_lr: float = typer.Option(1e-4, "--ft-lr", min=0.0, help="qat/pruned/clustered: fine-tuning learning rate."),
     ft_limit: Optional[int] = typer.Option(None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."),
@@ -147,7 +148,7 @@ def convert(
                               per_tensor=per_tensor, allow_float_fallback=allow_float_fallback, allow_chance=allow_chance,
                               min_agreement=min_agreement, out_name=name, log=lambda s: console.print(s, highlight=False),
                               **({"epochs": ft_epochs, "lr": ft_lr, "limit": ft_limit} if mode in (Mode.qat, Mode.pruned, Mode.clustered) else {}),
-                              **({"sparsity": sparsity} if mode == Mode.pruned else {}),
+                              **({"sparsity": sparsity, "prune_clusters": prune_clusters} if mode == Mode.pruned else {}),
                               **({"clusters": clusters} if mode == Mode.clustered else {}))
     except EdgeWBCError as e:
         fail(str(e))

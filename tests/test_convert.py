@@ -180,3 +180,26 @@ def test_per_tensor_has_no_per_channel_weights(tiny_model_dir, data_root, tmp_pa
     per_t = convert_model_dir(d, "int8", data=data_root, calib=32, allow_chance=True, min_agreement=0.0, per_tensor=True)
     assert len(per_ch["per_channel_tensors"]) >= 2 and per_t["per_channel_tensors"] == []
     assert 0.0 <= per_ch["clipped_share"] < 0.05
+
+
+def test_pruned_then_clustered_keeps_zeros_and_few_values(tiny_model_dir, data_root, tmp_path):
+    import shutil
+
+    from edge_wbc.converters import convert_model_dir
+    from edge_wbc.runtime import interpreter_backend
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    r = convert_model_dir(d, "pruned", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
+                          epochs=1, limit=256, sparsity=0.5, prune_clusters=4)
+    assert r["prune_clusters"] == 4
+    Interp, _, _ = interpreter_backend()
+    it = Interp(model_path=r["path"])
+    it.allocate_tensors()
+    details = it.get_tensor_details()
+    pw = next(op for op in it._get_ops_details() if op["op_name"] == "CONV_2D" and details[op["inputs"][1]]["shape"][-1] == 8)
+    w = it.get_tensor(pw["inputs"][1])
+    assert (w == 0).mean() >= 0.45  # pruning's zeros survive the clustering
+    # 4 float centroids per layer; per-channel int8 quantization maps them to <= 4 values per output channel
+    for ch in range(w.shape[0]):
+        assert len(np.unique(w[ch][w[ch] != 0])) <= 4
