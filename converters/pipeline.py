@@ -14,6 +14,7 @@ from edge_wbc.errors import DataError, ModelError
 from edge_wbc.io import atomic_write_bytes, atomic_write_text
 from edge_wbc.runtime import TFLiteClassifier, interpreter_backend
 from edge_wbc.spec import ModelSpec
+from edge_wbc.training.train import predict_probs as keras_probs
 
 from .modes import MODES, ConversionError, convert_keras
 
@@ -135,13 +136,6 @@ def calibration_images(spec: ModelSpec, n: int, data=None, seed: int = 0, split:
     sp = ds.split(split)
     idx = np.random.default_rng(seed).permutation(len(sp))[:n]
     return sp.images[np.sort(idx)]
-
-
-def keras_probs(model, images: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    p = np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), np.float32).reshape(len(images), -1)
-    if p.shape[1] == 1 and spec.num_classes == 2:
-        p = np.concatenate([1 - p, p], axis=1)
-    return p
 
 
 def _tflite_predict(cls, content: bytes, spec: ModelSpec, images: np.ndarray, tmp: Path) -> np.ndarray:

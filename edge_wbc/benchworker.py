@@ -117,9 +117,9 @@ def run_keras(job: dict, images: np.ndarray) -> dict:
            "params": int(model.count_params()), "macs": keras_macs(model), "init_ms": init_ms, "first_ms": first_ms,
            "latency_ms": _stats(lat), "throughput_ips": job["runs"] / wall}
     if job.get("eval"):
-        p = np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), np.float32).reshape(len(images), -1)
-        if p.shape[1] == 1 and spec.num_classes == 2:
-            p = np.concatenate([1 - p, p], axis=1)
+        from .training.train import predict_probs
+
+        p = predict_probs(model, images, spec)
         res["probs_file"] = str(Path(job["out"]).with_suffix(".probs.npy"))
         np.save(res["probs_file"], p)
     batch = job.get("batch")

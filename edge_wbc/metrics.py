@@ -5,6 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def class_probs(p: np.ndarray, num_classes: int) -> np.ndarray:
+    """Model outputs -> (N, num_classes) probabilities; a single sigmoid unit becomes [1 - p, p]."""
+    p = np.asarray(p, np.float32).reshape(len(p), -1)
+    if p.shape[1] == 1 and num_classes == 2:
+        p = np.concatenate([1.0 - p, p], axis=1)
+    return p
+
+
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)

@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ImageError, ModelError, SpecError
+from .metrics import class_probs
 from .preprocess import preprocess
 from .spec import ModelSpec, spec_path_for
 
@@ -352,10 +353,7 @@ class TFLiteClassifier:
             raise ModelError(f"{self.path}: inference failed ({_first_line(e)})") from None
 
     def _probs(self, raw: np.ndarray) -> np.ndarray:
-        p = self.dequantize_output(raw).reshape(raw.shape[0], -1)
-        if self.binary_sigmoid:
-            p = np.concatenate([1.0 - p, p], axis=1)
-        return p
+        return class_probs(self.dequantize_output(raw), self.spec.num_classes)
 
     # ---- high level -----------------------------------------------------------------------------
     def predict(self, images: np.ndarray | Sequence[str | Path]) -> np.ndarray:

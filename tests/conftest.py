@@ -82,5 +82,26 @@ def shipped_int8() -> Path:
 
 
 @pytest.fixture
+def deny_listing(monkeypatch):
+    """deny_listing("locked"): os.scandir of a path ending in that name raises EACCES.
+
+    Tests run as root here, which can list any directory, so the permission error is simulated.
+    """
+    from edge_wbc import data as D
+
+    real = D.os.scandir
+
+    def install(name: str) -> None:
+        def scandir(p):
+            if D.os.fspath(p).endswith(name):
+                raise PermissionError(13, "Permission denied", D.os.fspath(p))
+            return real(p)
+
+        monkeypatch.setattr(D.os, "scandir", scandir)
+
+    return install
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

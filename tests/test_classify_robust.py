@@ -256,21 +256,14 @@ def test_rss_stays_flat_over_10k_images(data_root):
     assert res["growth_peak_pct"] <= 10.0 and res["growth_end_pct"] <= 10.0, res
 
 
-def test_unlistable_directory_is_a_bad_entry(tmp_path, good_sources, monkeypatch):
+def test_unlistable_directory_is_a_bad_entry(tmp_path, good_sources, deny_listing):
     from typer.testing import CliRunner
 
     from edge_wbc.cli import app
 
     (tmp_path / "in" / "locked").mkdir(parents=True)
     shutil.copy(good_sources[0], tmp_path / "in" / "a.jpg")
-    real = os.scandir
-
-    def scandir(p):
-        if os.fspath(p).endswith("locked"):  # root can list anything; simulate EACCES
-            raise PermissionError(13, "Permission denied", os.fspath(p))
-        return real(p)
-
-    monkeypatch.setattr(D.os, "scandir", scandir)
+    deny_listing("locked")
     r = CliRunner().invoke(app, ["classify", str(tmp_path / "in"), "-o", str(tmp_path / "o.csv")])
     assert r.exit_code == 1 and "locked: cannot list directory (Permission denied)" in r.output
     rows = _rows(tmp_path / "o.csv")

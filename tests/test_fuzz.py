@@ -194,6 +194,12 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
+def draw_mutation(data, seeds: list[bytes]) -> bytes:
+    """One seed file, mutated by a drawn list of operations."""
+    i = data.draw(st.integers(0, len(seeds) - 1))
+    return mutate(seeds[i], data.draw(ops(len(seeds))), seeds)
+
+
 # ---- images -----------------------------------------------------------------------------------------
 @short()
 @given(st.binary(max_size=4096))
@@ -204,9 +210,7 @@ def test_fuzz_image_arbitrary_bytes(data):
 @short()
 @given(st.data())
 def test_fuzz_image_mutations(image_seeds, scratch, data):
-    i = data.draw(st.integers(0, len(image_seeds) - 1))
-    blob = mutate(image_seeds[i], data.draw(ops(len(image_seeds))), image_seeds)
-    check_image(blob, scratch / "x.jpg", name="images: mutations of real images")
+    check_image(draw_mutation(data, image_seeds), scratch / "x.jpg", name="images: mutations of real images")
 
 
 @pytest.mark.slow
@@ -220,9 +224,7 @@ def test_fuzz_image_arbitrary_bytes_long(data):
 @long()
 @given(st.data())
 def test_fuzz_image_mutations_long(image_seeds, scratch, data):
-    i = data.draw(st.integers(0, len(image_seeds) - 1))
-    blob = mutate(image_seeds[i], data.draw(ops(len(image_seeds))), image_seeds)
-    check_image(blob, scratch / "x.jpg", name="images: mutations of real images (long)")
+    check_image(draw_mutation(data, image_seeds), scratch / "x.jpg", name="images: mutations of real images (long)")
 
 
 # ---- models -------------------------------------------------------------------------------------------

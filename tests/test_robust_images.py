@@ -329,18 +329,11 @@ def test_walk_reports_broken_and_looping_links_and_skips_dir_loops(cell, tmp_pat
     assert all("broken symbolic link" in m for m in errors.values())
 
 
-def test_unlistable_directory_is_reported_not_skipped(cell, tmp_path, monkeypatch):
+def test_unlistable_directory_is_reported_not_skipped(cell, tmp_path, deny_listing):
     (tmp_path / "ok").mkdir()
     (tmp_path / "locked").mkdir()
     cell.save(tmp_path / "ok" / "a.jpg")
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if os.fspath(path).endswith("locked"):  # root can read anything; simulate EACCES
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(D.os, "scandir", scandir)
+    deny_listing("locked")
     with pytest.raises(DataError, match=r"locked: cannot list directory \(Permission denied\)"):
         list(D.iter_image_files(tmp_path))
     seen = []

@@ -19,7 +19,7 @@ import numpy as np
 from edge_wbc.data import Dataset, load_dataset
 from edge_wbc.errors import DataError, SpecError
 from edge_wbc.io import atomic_write_text
-from edge_wbc.metrics import classification_report
+from edge_wbc.metrics import class_probs, classification_report
 from edge_wbc.spec import ModelSpec
 
 from .registry import get_model
@@ -135,11 +135,8 @@ def _plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
 
 
 def predict_probs(model, images: np.ndarray, spec: ModelSpec, batch: int = 256) -> np.ndarray:
-    p = model.predict(images.astype(np.float32), batch_size=batch, verbose=0)
-    p = np.asarray(p, np.float32).reshape(len(images), -1)
-    if p.shape[1] == 1 and spec.num_classes == 2:
-        p = np.concatenate([1 - p, p], axis=1)
-    return p
+    """Keras model -> (N, num_classes) probabilities on raw-pixel uint8 images."""
+    return class_probs(model.predict(images.astype(np.float32), batch_size=batch, verbose=0), spec.num_classes)
 
 
 def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:
