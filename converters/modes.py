@@ -124,7 +124,7 @@ def convert_int16x8(model, spec, calib_images=None, io: str = "float32", **_) ->
     return conv.convert()
 
 
-def run_tfmot(model, spec, mode: str, timeout: float = 3600, **job) -> bytes:
+def run_tfmot(model, spec, mode: str, timeout: float = 3600, fit_log: dict | None = None, **job) -> bytes:
     """Run a tfmot mode in a tf_keras subprocess (TF_USE_LEGACY_KERAS=1 must precede the TF import)."""
     import json
     import os
@@ -154,20 +154,30 @@ def run_tfmot(model, spec, mode: str, timeout: float = 3600, **job) -> bytes:
         if proc.returncode != 0 or not out.is_file():
             tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
             raise ConversionError(f"{mode}: the tf_keras worker failed ({tail})")
+        log_file = tmp / "model.tflite.log.json"
+        if fit_log is not None and log_file.is_file():
+            fit_log.update(json.loads(log_file.read_text()))
         return out.read_bytes()
 
 
 @register_mode("qat")
 def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int = 2, lr: float = 1e-4,
-                limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
-    """Quantization-aware fine-tuning (tfmot, tf_keras), then full-integer conversion (uint8 I/O)."""
-    return run_tfmot(model, spec, "qat", io=io, epochs=epochs, lr=lr, limit=limit, data=data, seed=seed, calib=calib)
+                limit: int | None = None, data=None, seed: int = 0, calib: int = 500, fit_log: dict | None = None,
+                **_) -> bytes:
+    """Quantization-aware fine-tuning (tfmot, tf_keras), then full-integer conversion (uint8 I/O).
+
+    BatchNorm keeps the float model's statistics (frozen, inference mode) while the fake-quantized
+    weights and ranges are fine-tuned, and the epoch with the best fake-quantized val accuracy is the
+    one converted (``fit_log`` receives the per-epoch val accuracy and the chosen epoch).
+    """
+    return run_tfmot(model, spec, "qat", io=io, epochs=epochs, lr=lr, limit=limit, data=data, seed=seed, calib=calib,
+                     fit_log=fit_log)
 
 
 @register_mode("pruned")
 def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: float = 0.5, epochs: int = 2,
                    lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500,
-                   prune_clusters: int = 0, **_) -> bytes:
+                   prune_clusters: int = 0, fit_log: dict | None = None, **_) -> bytes:
     """Magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while fine-tuning, stripped, then int8.
 
     ``prune_clusters`` > 0 adds sparsity-preserving clustering of the remaining weights (one more
@@ -179,17 +189,18 @@ def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: 
     if prune_clusters and prune_clusters < 2:
         raise ConversionError(f"invalid --prune-clusters {prune_clusters}: must be 0 (off) or >= 2")
     return run_tfmot(model, spec, "pruned", io=io, sparsity=sparsity, epochs=epochs, lr=lr, limit=limit,
-                     data=data, seed=seed, calib=calib, prune_clusters=prune_clusters or None)
+                     data=data, seed=seed, calib=calib, prune_clusters=prune_clusters or None, fit_log=fit_log)
 
 
 @register_mode("clustered")
 def convert_clustered(model, spec, calib_images=None, io: str = "uint8", clusters: int = 16, epochs: int = 2,
-                      lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500, **_) -> bytes:
+                      lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500,
+                      fit_log: dict | None = None, **_) -> bytes:
     """Weight clustering (k-means++ init, ``clusters`` centroids per layer), fine-tuned, stripped, then int8."""
     if clusters < 2:
         raise ConversionError(f"invalid --clusters {clusters}: must be >= 2")
     return run_tfmot(model, spec, "clustered", io=io, clusters=clusters, epochs=epochs, lr=lr, limit=limit,
-                     data=data, seed=seed, calib=calib)
+                     data=data, seed=seed, calib=calib, fit_log=fit_log)
 
 
 def convert_keras(model, spec, mode: str, **options) -> bytes:

@@ -193,7 +193,9 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     if mode in TFMOT_MODES:
         log(f"{mode}: fine-tuning in a tf_keras subprocess (tensorflow-model-optimization)")
         mode_options.update(data=str(data) if data else None, seed=seed, calib=calib)
-    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **mode_options)
+    fit_log: dict = {}
+    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **mode_options,
+                            **({"fit_log": fit_log} if mode in TFMOT_MODES else {}))
     info = verify(content, mode, options)
 
     # agreement with the Keras model on val images (skipped, and said so, only if no data is found)
@@ -201,6 +203,10 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
               "calibration_images": 0 if calib_imgs is None else len(calib_imgs), **info}
     if mode in TFMOT_MODES:
         report["calibration_images"] = calib  # qat: only for tensors without a learned range
+        report["fine_tuning"] = fit_log
+        if "selected_epoch" in fit_log:
+            log(f"{mode}: kept epoch {fit_log['selected_epoch']} of {fit_log['epochs']} "
+                f"(fake-quantized val accuracy {fit_log['selected_val_accuracy']:.4f})")
     report["gzip_bytes"] = len(gzip.compress(content, compresslevel=9, mtime=0))
     try:
         val = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val").head(agreement_n)

@@ -117,7 +117,44 @@ def apply_clustering(model, tfmot, tf_keras, clusters: int, preserve_sparsity: b
     return tf_keras.models.clone_model(model, clone_function=wrap)
 
 
-def finetune(model, spec, job, tf, tf_keras, callbacks=()):
+def freeze_batchnorm(model, tf_keras) -> int:
+    """BatchNorm layers use (and keep) their moving statistics during QAT fine-tuning.
+
+    In tf_keras a non-trainable BatchNormalization runs in inference mode, so the fake-quantized
+    graph that is trained is the one that is converted (BN folded with the float model's statistics),
+    instead of batch statistics of small augmented batches drifting away from them.
+    """
+    n = 0
+    for layer in model.layers:
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            layer.trainable = False
+            n += 1
+    return n
+
+
+class BestOnVal:
+    """Keeps the weights (fake-quant ranges included) of the epoch with the best val accuracy."""
+
+    def __init__(self, tf_keras, x_val, y_val):
+        class _CB(tf_keras.callbacks.Callback):
+            def __init__(cb):
+                super().__init__()
+                cb.best, cb.best_epoch, cb.weights, cb.history = -1.0, 0, None, []
+
+            def on_epoch_end(cb, epoch, logs=None):
+                acc = float(cb.model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
+                cb.history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))), "val_accuracy": acc})
+                if acc > cb.best:  # ties keep the earlier epoch (closer to the float weights)
+                    cb.best, cb.best_epoch, cb.weights = acc, epoch + 1, cb.model.get_weights()
+
+            def on_train_end(cb, logs=None):
+                if cb.weights is not None:
+                    cb.model.set_weights(cb.weights)
+
+        self.callback = _CB()
+
+
+def finetune(model, spec, job, tf, tf_keras, callbacks=(), select_on_val=False):
     import numpy as np
 
     from edge_wbc.data import load_dataset
@@ -133,9 +170,20 @@ def finetune(model, spec, job, tf, tf_keras, callbacks=()):
     d = tf.data.Dataset.from_tensor_slices((x, yt)).shuffle(len(x), seed=job.get("seed", 0)).batch(job.get("batch", 64))
     d = d.map(lambda a, b: (tf.cast(a, tf.float32), b)).map(_augment_fn(tf, spec.input_height, spec.input_width, 0)).prefetch(2)
     loss = tf_keras.losses.BinaryCrossentropy() if binary else tf_keras.losses.CategoricalCrossentropy()
-    model.compile(optimizer=tf_keras.optimizers.Adam(job.get("lr", 1e-4)), loss=loss, metrics=["accuracy"])
-    model.fit(d, epochs=job.get("epochs", 2), verbose=0, callbacks=list(callbacks))
-    return x
+    metric = tf_keras.metrics.BinaryAccuracy(name="accuracy") if binary else "accuracy"
+    model.compile(optimizer=tf_keras.optimizers.Adam(job.get("lr", 1e-4)), loss=loss, metrics=[metric])
+    callbacks = list(callbacks)
+    best = None
+    if select_on_val:
+        va = ds.split("val")
+        yv = va.labels.astype("float32") if binary else np.eye(spec.num_classes, dtype="float32")[va.labels]
+        best = BestOnVal(tf_keras, va.images.astype("float32"), yv).callback
+        callbacks.append(best)
+    model.fit(d, epochs=job.get("epochs", 2), verbose=0, callbacks=callbacks)
+    log = {"epochs": job.get("epochs", 2), "lr": job.get("lr", 1e-4)}
+    if best is not None:
+        log.update(selected_epoch=best.best_epoch, selected_val_accuracy=best.best, history=best.history)
+    return x, log
 
 
 def to_int8(model, tf, calib=None, io="uint8"):
@@ -155,7 +203,7 @@ def to_int8(model, tf, calib=None, io="uint8"):
     return conv.convert()
 
 
-def run(job: dict) -> bytes:
+def run(job: dict) -> tuple[bytes, dict]:
     tf, tf_keras, tfmot = _setup()
     import numpy as np
 
@@ -167,11 +215,13 @@ def run(job: dict) -> bytes:
     mode = job["mode"]
     n_calib = job.get("calib", 500)
     if mode == "qat":
+        frozen = freeze_batchnorm(model, tf_keras) if job.get("freeze_bn", True) else 0
         qm, _ = apply_qat(model, tfmot, tf_keras)
-        x = finetune(qm, spec, job, tf, tf_keras)
+        x, log = finetune(qm, spec, job, tf, tf_keras, select_on_val=job.get("select_on_val", True))
+        log["frozen_batchnorm_layers"] = frozen
         # the QAT fake-quant ranges fix the quantization; the converter still wants a few samples
         # for any tensor without a learned range (it refuses full-integer conversion otherwise)
-        return to_int8(qm, tf, x[:n_calib], job.get("io", "uint8"))
+        return to_int8(qm, tf, x[:n_calib], job.get("io", "uint8")), log
     if mode == "pruned":
         import math
 
@@ -180,18 +230,18 @@ def run(job: dict) -> bytes:
         n = job.get("limit") or len(load_dataset(spec.dataset, spec, data=job.get("data")).split("train"))
         steps = job.get("epochs", 2) * math.ceil(n / job.get("batch", 64))
         pm = apply_pruning(model, tfmot, tf_keras, job.get("sparsity", 0.5), steps)
-        x = finetune(pm, spec, job, tf, tf_keras, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+        x, log = finetune(pm, spec, job, tf, tf_keras, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(pm)
         if job.get("prune_clusters"):  # then sparsity-preserving clustering of the surviving weights
             cm = apply_clustering(stripped, tfmot, tf_keras, job["prune_clusters"], preserve_sparsity=True)
             finetune(cm, spec, dict(job, epochs=1), tf, tf_keras)
             stripped = tfmot.clustering.keras.strip_clustering(cm)
-        return to_int8(stripped, tf, x[:n_calib], job.get("io", "uint8"))
+        return to_int8(stripped, tf, x[:n_calib], job.get("io", "uint8")), log
     if mode == "clustered":
         cm = apply_clustering(model, tfmot, tf_keras, job.get("clusters", 16))
-        x = finetune(cm, spec, job, tf, tf_keras)
+        x, log = finetune(cm, spec, job, tf, tf_keras)
         stripped = tfmot.clustering.keras.strip_clustering(cm)
-        return to_int8(stripped, tf, x[:n_calib], job.get("io", "uint8"))
+        return to_int8(stripped, tf, x[:n_calib], job.get("io", "uint8")), log
     raise ValueError(f"unknown tfmot mode {mode!r}")
 
 
@@ -199,11 +249,12 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(Path(argv[0]).read_text())
     try:
-        content = run(job)
+        content, log = run(job)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         Path(job["out"] + ".error").write_text(f"{type(e).__name__}: {first}")
         return 1
+    Path(job["out"] + ".log.json").write_text(json.dumps(log))
     Path(job["out"]).write_bytes(content)
     return 0
 

@@ -203,3 +203,23 @@ def test_pruned_then_clustered_keeps_zeros_and_few_values(tiny_model_dir, data_r
     # 4 float centroids per layer; per-channel int8 quantization maps them to <= 4 values per output channel
     for ch in range(w.shape[0]):
         assert len(np.unique(w[ch][w[ch] != 0])) <= 4
+
+
+def test_qat_keeps_best_val_epoch_with_frozen_batchnorm(tiny_model_dir, data_root, tmp_path):
+    """QAT fine-tunes with BatchNorm frozen and converts the epoch with the best fake-quantized val accuracy."""
+    import json
+    import shutil
+
+    from edge_wbc.converters import convert_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    r = convert_model_dir(d, "qat", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
+                          epochs=3, limit=256, lr=1e-3, log=lambda s: None)
+    ft = r["fine_tuning"]
+    assert ft["frozen_batchnorm_layers"] == 1  # tiny has one BatchNorm (c1_bn)
+    assert [h["epoch"] for h in ft["history"]] == [1, 2, 3]
+    accs = [h["val_accuracy"] for h in ft["history"]]
+    assert ft["selected_val_accuracy"] == max(accs)
+    assert ft["selected_epoch"] == accs.index(max(accs)) + 1  # ties: the earliest epoch
+    assert json.loads((d / "qat.report.json").read_text())["fine_tuning"]["selected_epoch"] == ft["selected_epoch"]
