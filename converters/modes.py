@@ -161,7 +161,7 @@ def run_tfmot(model, spec, mode: str, timeout: float = 3600, fit_log: dict | Non
 
 
 @register_mode("qat")
-def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int = 2, lr: float = 1e-4,
+def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int = 8, lr: float = 1e-5,
                 limit: int | None = None, data=None, seed: int = 0, calib: int = 500, fit_log: dict | None = None,
                 **_) -> bytes:
     """Quantization-aware fine-tuning (tfmot, tf_keras), then full-integer conversion (uint8 I/O).

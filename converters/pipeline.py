@@ -167,6 +167,19 @@ def verify(content: bytes, mode: str, options: dict) -> dict:
     return info
 
 
+def _qat_vs_ptq(model, spec: ModelSpec, qat_content: bytes, val, options: dict, calib: int, data, seed: int,
+                model_dir: Path, log) -> dict:
+    """Val accuracy of the QAT model and of plain PTQ int8 of the same float model (the guard's inputs)."""
+    ptq = convert_keras(model, spec, "int8", calib_images=calibration_images(spec, calib, data, seed, "train"),
+                        io=options["io"], per_tensor=options["per_tensor"], allow_float_fallback=options["allow_float_fallback"])
+    accs = {}
+    for name, content in (("qat", qat_content), ("ptq", ptq)):
+        p = _tflite_predict(TFLiteClassifier, content, spec.replace(quantization=name), val.images, model_dir / f".{name}.cmp.tflite")
+        accs[f"{name}_val_accuracy"] = float((p.argmax(1) == val.labels).mean())
+    log(f"qat: val accuracy {accs['qat_val_accuracy']:.4f} vs PTQ int8 {accs['ptq_val_accuracy']:.4f} ({len(val)} val images)")
+    return {**accs, "val_n": len(val)}
+
+
 def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
                       io: str = "uint8", per_tensor: bool = False, allow_float_fallback: bool = False,
                       min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
@@ -183,6 +196,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
             raise ConversionError(f"{model_dir}: val accuracy {m.get('val_accuracy'):.3f} does not beat the majority class "
                                   f"({m.get('majority_class_val_accuracy'):.3f}); refusing to convert (--allow-chance to override)")
     model = load_keras(model_dir)
+    allow_below_ptq = bool(mode_options.pop("allow_below_ptq", False))
     options = {"io": io, "per_tensor": per_tensor, "allow_float_fallback": allow_float_fallback}
     if mode == "int16x8" and io == "uint8":
         options["io"] = "float32"
@@ -209,11 +223,12 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
                 f"(fake-quantized val accuracy {fit_log['selected_val_accuracy']:.4f})")
     report["gzip_bytes"] = len(gzip.compress(content, compresslevel=9, mtime=0))
     try:
-        val = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val").head(agreement_n)
+        val_full = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val")
+        val = val_full.head(agreement_n)
     except DataError as e:
-        if mode in ("int8", "int16x8"):
+        if mode in ("int8", "int16x8", "qat"):
             raise
-        val = None
+        val = val_full = None
         log(f"agreement not measured: {e}")
     tmp_spec = spec.replace(quantization=mode)
     if val is not None and spec.task == "segmentation":
@@ -242,6 +257,13 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         if agree < min_agreement:
             raise ConversionError(f"{mode}: top-1 agreement {agree:.3f} with the Keras model is below {min_agreement} "
                                   "on val images; the conversion is broken, nothing written")
+        if mode == "qat":
+            report.update(_qat_vs_ptq(model, spec, content, val_full, options, calib, data, seed, model_dir, log))
+            if report["qat_val_accuracy"] < report["ptq_val_accuracy"] and not allow_below_ptq:
+                raise ConversionError(
+                    f"qat: val accuracy {report['qat_val_accuracy']:.4f} is below PTQ int8's {report['ptq_val_accuracy']:.4f} "
+                    f"on the same model ({report['val_n']} val images); nothing written (try another --ft-lr or --ft-epochs, "
+                    "use `--mode int8`, or pass --allow-below-ptq)")
     name = out_name or mode
     out = model_dir / f"{name}.tflite"
     atomic_write_bytes(out, content)

@@ -31,7 +31,7 @@ def rebuild(spec, weights_npz: str, tf_keras):
 
     from edge_wbc.training import build_model
 
-    model = build_model(spec.source_model, spec, K=tf_keras)
+    model = build_model(spec.source_model, spec, K=tf_keras, **spec.model_kwargs)
     with np.load(weights_npz, allow_pickle=False) as z:
         weights = [z[f"arr_{i}"] for i in range(len(z.files))]
     mine = model.get_weights()

@@ -71,6 +71,20 @@ def _quiet_tf() -> None:
 
 
 # ---- train / convert --------------------------------------------------------------------------
+def _parse_args(items: list[str]) -> dict:
+    """--arg KEY=VALUE pairs -> builder kwargs; VALUE is JSON (12, 0.2, [32,64]) or else a string."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"invalid --arg {item!r}: expected KEY=VALUE, e.g. --arg base=12")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command()
 def train(
     model: str = typer.Argument(..., help="Registered model name (see `edge-wbc models`)."),
@@ -85,6 +99,8 @@ def train(
     seed: int = typer.Option(0),
     patience: int = typer.Option(8, min=1, help="Early-stopping patience on val accuracy."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only N images per split (smoke runs)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model dir's weights (same-named layers of the same shape; transfer learning)."),
+    arg: Optional[List[str]] = typer.Option(None, "--arg", help="Builder argument KEY=VALUE (JSON value), e.g. --arg base=12; repeatable; saved in model.json."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json."""
@@ -98,7 +114,8 @@ def train(
         fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
     try:
         hp = HParams(model=model, dataset=dataset, size=size, epochs=epochs, batch=batch, optimizer=optimizer.value, lr=lr,
-                     class_weights=class_weights.value if class_weights else None, seed=seed, patience=patience, limit=limit)
+                     class_weights=class_weights.value if class_weights else None, seed=seed, patience=patience, limit=limit,
+                     model_kwargs=_parse_args(arg or []), init=str(init) if init else None)
         from .training.registry import get_model
 
         if get_model(model).task == "segmentation":
@@ -127,8 +144,9 @@ def convert(
     sparsity: float = typer.Option(0.5, min=0.01, max=0.99, help="pruned: target sparsity of Conv2D/Dense kernels."),
     clusters: int = typer.Option(16, min=2, help="clustered: weight clusters per layer."),
     prune_clusters: int = typer.Option(0, "--prune-clusters", min=0, help="pruned: then cluster the kept weights into N values (0 = off)."),
-    ft_epochs: int = typer.Option(2, "--ft-epochs", min=1, help="qat/pruned/clustered: fine-tuning epochs."),
-    ft_lr: float = typer.Option(1e-4, "--ft-lr", min=0.0, help="qat/pruned/clustered: fine-tuning learning rate."),
+    ft_epochs: Optional[int] = typer.Option(None, "--ft-epochs", min=1, help="qat/pruned/clustered: fine-tuning epochs (default: qat 8, pruned/clustered 2)."),
+    ft_lr: Optional[float] = typer.Option(None, "--ft-lr", min=0.0, help="qat/pruned/clustered: fine-tuning learning rate (default: qat 1e-5, pruned/clustered 1e-4)."),
+    allow_below_ptq: bool = typer.Option(False, "--allow-below-ptq", help="qat: write the model even if its val accuracy is below PTQ int8's."),
     ft_limit: Optional[int] = typer.Option(None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."),
     name: Optional[str] = typer.Option(None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
@@ -147,7 +165,9 @@ def convert(
         r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value, io=io.value,
                               per_tensor=per_tensor, allow_float_fallback=allow_float_fallback, allow_chance=allow_chance,
                               min_agreement=min_agreement, out_name=name, log=lambda s: console.print(s, highlight=False),
-                              **({"epochs": ft_epochs, "lr": ft_lr, "limit": ft_limit} if mode in (Mode.qat, Mode.pruned, Mode.clustered) else {}),
+                              **({k: v for k, v in {"epochs": ft_epochs, "lr": ft_lr, "limit": ft_limit}.items() if v is not None}
+                                 if mode in (Mode.qat, Mode.pruned, Mode.clustered) else {}),
+                              **({"allow_below_ptq": allow_below_ptq} if mode == Mode.qat else {}),
                               **({"sparsity": sparsity, "prune_clusters": prune_clusters} if mode == Mode.pruned else {}),
                               **({"clusters": clusters} if mode == Mode.clustered else {}))
     except EdgeWBCError as e:

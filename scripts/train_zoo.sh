@@ -25,9 +25,8 @@ bloodmnist_fnn1     fnn1    bloodmnist 28 --epochs 30 --batch 32 --patience 8
 bccd2_binary2       binary2 bccd2      64 --epochs 60 --batch 32 --patience 15
 bccd4_wbcnet        wbcnet  bccd4      64 --epochs 80 --batch 32 --patience 20 --class-weights balanced
 bccd2_wbcnet        wbcnet  bccd2      64 --epochs 80 --batch 32 --patience 20 --class-weights balanced
-pbc64_wbcnet        wbcnet  pbc128     64 --epochs 30 --patience 8
+pbc64_wbcnet_e24    wbcnet  pbc128     64 --epochs 24 --patience 8
+pbc128_wbcnet_s4    wbcnet_s4 pbc128  128 --epochs 30 --patience 8
 unet_seg150         unet    seg        -  --epochs 150 --patience 25 --batch 16
 unet_smear          unet    bccd_smear -  --epochs 60 --patience 12 --batch 16
-# not run yet (no CPU time in the session that made the shipped models):
-# pbc128_edgenet    edgenet pbc128    128 --epochs 30 --patience 8
 RUNS

@@ -64,6 +64,16 @@ def test_usage_errors_exit_2_with_choices(tiny_model_dir):
     assert r.exit_code == 2 and "no such model file" in r.output
 
 
+def test_train_arg_and_init_errors_name_the_choices(tiny_model_dir, tmp_path):
+    r = run("train", "unet", "--dataset", "seg", "--arg", "bse=12", "--out", tmp_path / "u")
+    assert r.exit_code == 2 and "'bse'" in r.output and "base=8, depth=4, dropout=0.2" in r.output
+    r = run("train", "unet", "--dataset", "seg", "--arg", "base", "--out", tmp_path / "u")
+    assert r.exit_code == 2 and "invalid --arg 'base': expected KEY=VALUE" in r.output
+    r = run("train", "tiny", "--init", tmp_path / "nowhere", "--limit", 50, "--epochs", 1, "--out", tmp_path / "t")
+    assert r.exit_code == 2 and "nowhere: no model.keras there" in r.output
+    assert not (tmp_path / "u").exists()
+
+
 @pytest.fixture(scope="module")
 def bench_dir(tiny_converted, tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")

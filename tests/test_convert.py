@@ -215,7 +215,8 @@ def test_qat_keeps_best_val_epoch_with_frozen_batchnorm(tiny_model_dir, data_roo
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
     r = convert_model_dir(d, "qat", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
-                          epochs=3, limit=256, lr=1e-3, log=lambda s: None)
+                          epochs=3, limit=256, lr=1e-3, allow_below_ptq=True, log=lambda s: None)
+    assert r["val_n"] == 1712 and 0.0 <= r["ptq_val_accuracy"] <= 1.0  # the whole BloodMNIST val split
     ft = r["fine_tuning"]
     assert ft["frozen_batchnorm_layers"] == 1  # tiny has one BatchNorm (c1_bn)
     assert [h["epoch"] for h in ft["history"]] == [1, 2, 3]
@@ -223,3 +224,18 @@ def test_qat_keeps_best_val_epoch_with_frozen_batchnorm(tiny_model_dir, data_roo
     assert ft["selected_val_accuracy"] == max(accs)
     assert ft["selected_epoch"] == accs.index(max(accs)) + 1  # ties: the earliest epoch
     assert json.loads((d / "qat.report.json").read_text())["fine_tuning"]["selected_epoch"] == ft["selected_epoch"]
+
+
+def test_qat_below_ptq_on_val_is_refused(tiny_model_dir, data_root, tmp_path):
+    """A QAT run that ends below plain PTQ int8 of the same model on val writes nothing."""
+    import shutil
+
+    from edge_wbc.converters import ConversionError, convert_model_dir
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    # lr 0.5 wrecks the fine-tuned weights: its val accuracy falls far below PTQ's
+    with pytest.raises(ConversionError, match=r"qat: val accuracy 0\.\d{4} is below PTQ int8's 0\.\d{4} on the same model \(1712 val"):
+        convert_model_dir(d, "qat", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
+                          epochs=1, limit=256, lr=0.5, log=lambda s: None)
+    assert not (d / "qat.tflite").exists() and not (d / "qat.report.json").exists()

@@ -63,3 +63,15 @@ def test_spec_path_prefers_own_json(tmp_path):
     assert spec_path_for(tmp_path / "int8.tflite") == tmp_path / "model.json"
     (tmp_path / "int8.json").write_text("{}")
     assert spec_path_for(tmp_path / "int8.tflite") == tmp_path / "int8.json"
+
+
+def test_model_kwargs_roundtrip_and_old_files(tmp_path):
+    s = make(source_model="unet", model_kwargs={"base": 12})
+    assert ModelSpec.load(s.save(tmp_path)).model_kwargs == {"base": 12}
+    assert make() != s.replace(source_model="")  # the builder arguments are part of the architecture
+    d = make().to_dict()
+    del d["model_kwargs"]  # model.json files written before the field existed still load
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    assert ModelSpec.load(tmp_path / "old.json").model_kwargs == {}
+    with pytest.raises(SpecError, match=r"invalid model_kwargs \[12\]"):
+        make(model_kwargs=[12])

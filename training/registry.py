@@ -49,5 +49,22 @@ def get_model(name: str) -> ModelEntry:
     return MODELS[name]
 
 
+def builder_kwargs(name: str) -> dict:
+    """The keyword arguments a registered builder takes beyond (spec, K), with their defaults."""
+    import inspect
+
+    params = inspect.signature(get_model(name).builder).parameters
+    return {k: p.default for k, p in params.items() if k not in ("spec", "K")}
+
+
+def check_kwargs(name: str, kw: dict) -> None:
+    valid = builder_kwargs(name)
+    bad = sorted(set(kw) - set(valid))
+    if bad:
+        choices = ", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none"
+        raise SpecError(f"invalid argument {bad[0]!r} for model {name!r}: valid choices are {choices}")
+
+
 def build_model(name: str, spec, **kw):
+    check_kwargs(name, kw)
     return get_model(name).builder(spec, **kw)

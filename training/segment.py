@@ -50,19 +50,19 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     import keras
     import tensorflow as tf
 
-    from .registry import get_model
+    from .registry import build_model
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(hp.seed)
     t0 = time.time()
     h, w = (hp.size, hp.size) if hp.size else DEFAULT_SIZE.get(hp.dataset, (128, 128))
-    probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model)
+    probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs))
     ds = load_seg_dataset(hp.dataset, probe, data=data, seed=hp.seed)
     spec = probe.replace(labels=ds.labels)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
-    model = get_model(hp.model).builder(spec, **hp.model_kwargs)
+    model = build_model(hp.model, spec, **hp.model_kwargs)
 
     def loss_fn(y_true, y_pred):
         valid = tf.cast(y_true >= 0, tf.float32)
@@ -118,10 +118,6 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
         wr.writerow(["epoch", *history])
         for i in range(len(history["loss"])):
             wr.writerow([i + 1, *[f"{history[k][i]:.6f}" for k in history]])
-    history.setdefault("accuracy", [])
-    try:
-        _plot_curves({"loss": history["loss"], "val_loss": history["val_loss"], "accuracy": [], "val_accuracy": []}, out / "curves.png")
-    except Exception:
-        pass
+    _plot_curves(history, out / "curves.png")
     log("done: " + ", ".join(f"{k} dice {v['dice']:.4f}" for k, v in rep.items()))
     return metrics

@@ -22,7 +22,7 @@ from edge_wbc.io import atomic_write_text
 from edge_wbc.metrics import class_probs, classification_report
 from edge_wbc.spec import ModelSpec
 
-from .registry import get_model
+from .registry import build_model, check_kwargs, get_model
 
 OPTIMIZERS = ("adam", "adadelta", "sgd")
 DEFAULT_SIZE = {"bloodmnist": 28, "pbc128": 64, "bccd4": 64, "bccd2": 64}
@@ -43,6 +43,7 @@ class HParams:
     augment: bool = True
     label_smoothing: float = 0.0
     limit: int | None = None  # use only the first N images of each split (smoke runs, tests)
+    init: str | None = None  # a model dir or .keras file whose weights start the run (same-named layers of the same shape)
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -52,6 +53,10 @@ class HParams:
             raise SpecError(f"invalid class weights {self.class_weights!r}: valid choices are balanced")
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
+        check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
+        if self.init and not (Path(self.init) / "model.keras").is_file() and not (
+                Path(self.init).suffix == ".keras" and Path(self.init).is_file()):
+            raise DataError(f"--init {self.init}: no model.keras there")
 
 
 def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
@@ -61,7 +66,7 @@ def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
     if task == "classification" and len(labels) == 2 and entry.name == "binary2":
         task = "binary"
     return ModelSpec(task=task, input_height=size, input_width=size, labels=labels,
-                     dataset=hp.dataset, source_model=hp.model)
+                     dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs))
 
 
 def load_for_training(hp: HParams, data=None) -> tuple[ModelSpec, Dataset]:
@@ -100,8 +105,9 @@ def _plot_curves(history: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
+    keys = [k for k in ("loss", "accuracy") if history.get(k)]  # segmentation runs have no accuracy
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
         ax.plot(history[key], label=f"train {key}")
         if f"val_{key}" in history:
             ax.plot(history[f"val_{key}"], label=f"val {key}")
@@ -134,6 +140,31 @@ def _plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
     plt.close(fig)
 
 
+def init_from(model, source, keras) -> tuple[int, list[str]]:
+    """Copy weights from ``source`` (model dir or .keras) into same-named layers with the same shapes.
+
+    Transfer learning: e.g. start a BCCD classifier from the PBC model of the same architecture; the
+    head (a different number of classes) keeps its random weights. Returns (layers copied, layers kept).
+    """
+    path = Path(source)
+    path = path / "model.keras" if path.is_dir() else path
+    src = {layer.name: layer for layer in keras.saving.load_model(path, safe_mode=True, compile=False).layers}
+    copied, skipped = 0, []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = src.get(layer.name)
+        theirs = other.get_weights() if other is not None else None
+        if theirs is not None and [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(theirs)
+            copied += 1
+        else:
+            skipped.append(layer.name)
+    if not copied:
+        raise SpecError(f"--init {source}: no layer matches {model.name!r} by name and shape (is it the same architecture?)")
+    return copied, skipped
+
+
 def predict_probs(model, images: np.ndarray, spec: ModelSpec, batch: int = 256) -> np.ndarray:
     """Keras model -> (N, num_classes) probabilities on raw-pixel uint8 images."""
     return class_probs(model.predict(images.astype(np.float32), batch_size=batch, verbose=0), spec.num_classes)
@@ -158,7 +189,10 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
         raise DataError(f"{hp.dataset}: train ({len(tr)}) and val ({len(va)}) must not be empty")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {spec.input_height}px, {len(spec.labels)} classes ({time.time() - t0:.1f}s)")
 
-    model = get_model(hp.model).builder(spec, **hp.model_kwargs)
+    model = build_model(hp.model, spec, **hp.model_kwargs)
+    if hp.init:
+        n, skipped = init_from(model, hp.init, keras)
+        log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
     binary = spec.task == "binary"
     steps = int(np.ceil(len(tr) / hp.batch))
     lr = hp.lr or {"adam": 2e-3, "adadelta": 1.0, "sgd": 0.05}[hp.optimizer]
