@@ -173,8 +173,8 @@ def _qat_vs_ptq(model, spec: ModelSpec, qat_content: bytes, val, options: dict, 
     ptq = convert_keras(model, spec, "int8", calib_images=calibration_images(spec, calib, data, seed, "train"),
                         io=options["io"], per_tensor=options["per_tensor"], allow_float_fallback=options["allow_float_fallback"])
     accs = {}
-    for name, content in (("qat", qat_content), ("ptq", ptq)):
-        p = _tflite_predict(TFLiteClassifier, content, spec.replace(quantization=name), val.images, model_dir / f".{name}.cmp.tflite")
+    for name, mode, content in (("qat", "qat", qat_content), ("ptq", "int8", ptq)):
+        p = _tflite_predict(TFLiteClassifier, content, spec.replace(quantization=mode), val.images, model_dir / f".{name}.cmp.tflite")
         accs[f"{name}_val_accuracy"] = float((p.argmax(1) == val.labels).mean())
     log(f"qat: val accuracy {accs['qat_val_accuracy']:.4f} vs PTQ int8 {accs['ptq_val_accuracy']:.4f} ({len(val)} val images)")
     return {**accs, "val_n": len(val)}

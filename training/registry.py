@@ -65,6 +65,7 @@ def check_kwargs(name: str, kw: dict) -> None:
         raise SpecError(f"invalid argument {bad[0]!r} for model {name!r}: valid choices are {choices}")
 
 
-def build_model(name: str, spec, **kw):
+def build_model(name: str, spec, K=None, **kw):
+    """Build a registered architecture; ``K`` is the Keras module (Keras 3 by default, or tf_keras)."""
     check_kwargs(name, kw)
-    return get_model(name).builder(spec, **kw)
+    return get_model(name).builder(spec, K=K, **kw)
