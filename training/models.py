@@ -90,26 +90,8 @@ def _cbr(K, x, f, name, k=3, stride=1):
     return K.layers.ReLU(name=f"{name}_relu")(x)
 
 
-@register_model("wbcnet", description="small VGG-style BN CNN (3 stages x 2 conv, GAP); the 28 px default")
-def wbcnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
-    K = _keras(K)
-    inp, x = _input(K, spec)
-    for s, f in enumerate(widths):
-        x = _cbr(K, x, f, f"s{s + 1}a")
-        x = _cbr(K, x, f, f"s{s + 1}b")
-        if s < len(widths) - 1:
-            x = K.layers.MaxPooling2D(2, name=f"pool{s + 1}")(x)
-    x = K.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = K.layers.Dropout(dropout, name="drop")(x)
-    return K.Model(inp, _head(K, x, spec), name="wbcnet")
-
-
-@register_model("wbcnet_s4", default_size=128,
-                description="wbcnet behind a learned stride-4 stem (2x conv-BN-ReLU, stride 2): 96-128 px inputs at 64 px cost")
-def wbcnet_s4(spec, K=None, stem=(24, 32), widths=(48, 96, 128), dropout=0.3):
-    """Two stride-2 conv-BN-ReLU layers take a 128 px cell to 32x32x32 (a learned, anti-aliased
-    downsampling instead of a fixed resize), then wbcnet's 3 stages x 2 conv at 32/16/8 px and GAP.
-    ~93 MMAC at 128 px; int8-only ops (Conv2D, ReLU, MaxPool, Mean, Dense, Softmax)."""
+def _wbcnet(K, spec, name, widths, dropout, stem=()):
+    """Optional stride-2 conv-BN-ReLU stem, then stages of 2 conv-BN-ReLU with max-pooling between, GAP."""
     K = _keras(K)
     inp, x = _input(K, spec)
     for i, f in enumerate(stem):
@@ -121,7 +103,21 @@ def wbcnet_s4(spec, K=None, stem=(24, 32), widths=(48, 96, 128), dropout=0.3):
             x = K.layers.MaxPooling2D(2, name=f"pool{s + 1}")(x)
     x = K.layers.GlobalAveragePooling2D(name="gap")(x)
     x = K.layers.Dropout(dropout, name="drop")(x)
-    return K.Model(inp, _head(K, x, spec), name="wbcnet_s4")
+    return K.Model(inp, _head(K, x, spec), name=name)
+
+
+@register_model("wbcnet", description="small VGG-style BN CNN (3 stages x 2 conv, GAP); the 28 px default")
+def wbcnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
+    return _wbcnet(K, spec, "wbcnet", widths, dropout)
+
+
+@register_model("wbcnet_s4", default_size=128,
+                description="wbcnet behind a learned stride-4 stem (2x conv-BN-ReLU, stride 2): 96-128 px inputs at 64 px cost")
+def wbcnet_s4(spec, K=None, stem=(24, 32), widths=(48, 96, 128), dropout=0.3):
+    """Two stride-2 conv-BN-ReLU layers take a 128 px cell to 32x32x32 (a learned downsampling
+    instead of a fixed resize), then wbcnet's 3 stages x 2 conv at 32/16/8 px and GAP.
+    ~93 MMAC at 128 px; int8-only ops (Conv2D, ReLU, MaxPool, Mean, Dense, Softmax)."""
+    return _wbcnet(K, spec, "wbcnet_s4", widths, dropout, stem=stem)
 
 
 def _inverted_residual(K, x, f_out, expand, stride, name):
