@@ -132,26 +132,25 @@ def freeze_batchnorm(model, tf_keras) -> int:
     return n
 
 
-class BestOnVal:
-    """Keeps the weights (fake-quant ranges included) of the epoch with the best val accuracy."""
+def best_on_val(tf_keras, x_val, y_val):
+    """Callback that keeps the weights (fake-quant ranges included) of the epoch with the best val accuracy."""
 
-    def __init__(self, tf_keras, x_val, y_val):
-        class _CB(tf_keras.callbacks.Callback):
-            def __init__(cb):
-                super().__init__()
-                cb.best, cb.best_epoch, cb.weights, cb.history = -1.0, 0, None, []
+    class BestOnVal(tf_keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.best_weights, self.history = -1.0, 0, None, []
 
-            def on_epoch_end(cb, epoch, logs=None):
-                acc = float(cb.model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
-                cb.history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))), "val_accuracy": acc})
-                if acc > cb.best:  # ties keep the earlier epoch (closer to the float weights)
-                    cb.best, cb.best_epoch, cb.weights = acc, epoch + 1, cb.model.get_weights()
+        def on_epoch_end(self, epoch, logs=None):
+            acc = float(self.model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
+            self.history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))), "val_accuracy": acc})
+            if acc > self.best:  # ties keep the earlier epoch (closer to the float weights)
+                self.best, self.best_epoch, self.best_weights = acc, epoch + 1, self.model.get_weights()
 
-            def on_train_end(cb, logs=None):
-                if cb.weights is not None:
-                    cb.model.set_weights(cb.weights)
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
 
-        self.callback = _CB()
+    return BestOnVal()
 
 
 def finetune(model, spec, job, tf, tf_keras, callbacks=(), select_on_val=False):
@@ -177,7 +176,7 @@ def finetune(model, spec, job, tf, tf_keras, callbacks=(), select_on_val=False):
     if select_on_val:
         va = ds.split("val")
         yv = va.labels.astype("float32") if binary else np.eye(spec.num_classes, dtype="float32")[va.labels]
-        best = BestOnVal(tf_keras, va.images.astype("float32"), yv).callback
+        best = best_on_val(tf_keras, va.images.astype("float32"), yv)
         callbacks.append(best)
     model.fit(d, epochs=job.get("epochs", 2), verbose=0, callbacks=callbacks)
     log = {"epochs": job.get("epochs", 2), "lr": job.get("lr", 1e-4)}
@@ -215,9 +214,9 @@ def run(job: dict) -> tuple[bytes, dict]:
     mode = job["mode"]
     n_calib = job.get("calib", 500)
     if mode == "qat":
-        frozen = freeze_batchnorm(model, tf_keras) if job.get("freeze_bn", True) else 0
+        frozen = freeze_batchnorm(model, tf_keras)
         qm, _ = apply_qat(model, tfmot, tf_keras)
-        x, log = finetune(qm, spec, job, tf, tf_keras, select_on_val=job.get("select_on_val", True))
+        x, log = finetune(qm, spec, job, tf, tf_keras, select_on_val=True)
         log["frozen_batchnorm_layers"] = frozen
         # the QAT fake-quant ranges fix the quantization; the converter still wants a few samples
         # for any tensor without a learned range (it refuses full-integer conversion otherwise)

@@ -239,3 +239,34 @@ def test_qat_below_ptq_on_val_is_refused(tiny_model_dir, data_root, tmp_path):
         convert_model_dir(d, "qat", data=data_root, calib=32, allow_chance=True, min_agreement=0.0,
                           epochs=1, limit=256, lr=0.5, log=lambda s: None)
     assert not (d / "qat.tflite").exists() and not (d / "qat.report.json").exists()
+
+
+def test_frozen_batchnorm_keeps_its_statistics_under_qat():
+    """In the tf_keras worker, a frozen BatchNorm inside tfmot's QAT wrappers keeps its moving mean."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from edge_wbc.converters.tfmot_worker import _setup, apply_qat, freeze_batchnorm
+from edge_wbc.spec import ModelSpec
+from edge_wbc.training import build_model
+tf, tfk, tfmot = _setup()
+spec = ModelSpec("classification", 28, 28, tuple("abcdefgh"), source_model="tiny")
+x = np.random.default_rng(0).integers(0, 255, (128, 28, 28, 3)).astype("float32")
+y = np.eye(8)[np.random.default_rng(1).integers(0, 8, 128)]
+for freeze in (False, True):
+    m = build_model("tiny", spec, K=tfk)
+    n = freeze_batchnorm(m, tfk) if freeze else 0
+    q, _ = apply_qat(m, tfmot, tfk)
+    mean = [v for v in q.weights if "moving_mean" in v.name][0]
+    before = mean.numpy().copy()
+    q.compile("adam", "categorical_crossentropy")
+    q.fit(x, y, epochs=1, verbose=0)
+    print(freeze, n, bool(np.allclose(before, mean.numpy())))
+"""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-3:-1] == ["False 0 False", "True 1 True"], out.stdout
