@@ -54,9 +54,8 @@ class HParams:
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
         check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
-        if self.init and not (Path(self.init) / "model.keras").is_file() and not (
-                Path(self.init).suffix == ".keras" and Path(self.init).is_file()):
-            raise DataError(f"--init {self.init}: no model.keras there")
+        if self.init:
+            init_path(self.init)  # fail before any data is loaded
 
 
 def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
@@ -140,15 +139,22 @@ def _plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
     plt.close(fig)
 
 
+def init_path(source) -> Path:
+    """The .keras file behind ``--init``: the file itself, or ``model.keras`` in a model dir."""
+    path = Path(source)
+    path = path / "model.keras" if path.is_dir() else path
+    if path.suffix != ".keras" or not path.is_file():
+        raise DataError(f"--init {source}: no model.keras there")
+    return path
+
+
 def init_from(model, source, keras) -> tuple[int, list[str]]:
     """Copy weights from ``source`` (model dir or .keras) into same-named layers with the same shapes.
 
     Transfer learning: e.g. start a BCCD classifier from the PBC model of the same architecture; the
     head (a different number of classes) keeps its random weights. Returns (layers copied, layers kept).
     """
-    path = Path(source)
-    path = path / "model.keras" if path.is_dir() else path
-    src = {layer.name: layer for layer in keras.saving.load_model(path, safe_mode=True, compile=False).layers}
+    src = {layer.name: layer for layer in keras.saving.load_model(init_path(source), safe_mode=True, compile=False).layers}
     copied, skipped = 0, []
     for layer in model.layers:
         if not layer.weights:
