@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.data import load_dataset
+from edge_wbc.data import Dataset, load_dataset
 from edge_wbc.errors import DataError, ModelError
 from edge_wbc.io import atomic_write_bytes, atomic_write_text
 from edge_wbc.runtime import TFLiteClassifier, interpreter_backend
@@ -129,10 +129,9 @@ def load_keras(model_dir: Path):
         raise ModelError(f"{path}: cannot load the Keras model safely ({first})") from None
 
 
-def calibration_images(spec: ModelSpec, n: int, data=None, seed: int = 0, split: str = "train") -> np.ndarray:
+def calibration_images(ds: Dataset, n: int, seed: int = 0, split: str = "train") -> np.ndarray:
     if split == "test":
         raise ConversionError("calibration on the test split is refused: use train (default) or val")
-    ds = load_dataset(spec.dataset, spec, data=data, seed=seed)
     sp = ds.split(split)
     idx = np.random.default_rng(seed).permutation(len(sp))[:n]
     return sp.images[np.sort(idx)]
@@ -167,10 +166,11 @@ def verify(content: bytes, mode: str, options: dict) -> dict:
     return info
 
 
-def _qat_vs_ptq(model, spec: ModelSpec, qat_content: bytes, val, options: dict, calib: int, data, seed: int,
+def _qat_vs_ptq(model, spec: ModelSpec, qat_content: bytes, ds: Dataset, options: dict, calib: int, seed: int,
                 model_dir: Path, log) -> dict:
     """Val accuracy of the QAT model and of plain PTQ int8 of the same float model (the guard's inputs)."""
-    ptq = convert_keras(model, spec, "int8", calib_images=calibration_images(spec, calib, data, seed, "train"),
+    val = ds.split("val")
+    ptq = convert_keras(model, spec, "int8", calib_images=calibration_images(ds, calib, seed, "train"),
                         io=options["io"], per_tensor=options["per_tensor"], allow_float_fallback=options["allow_float_fallback"])
     accs = {}
     for name, mode, content in (("qat", "qat", qat_content), ("ptq", "int8", ptq)):
@@ -200,9 +200,17 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     options = {"io": io, "per_tensor": per_tensor, "allow_float_fallback": allow_float_fallback}
     if mode == "int16x8" and io == "uint8":
         options["io"] = "float32"
+    # the dataset is read once, on first use (calibration, agreement, the QAT guard)
+    loaded: list[Dataset] = []
+
+    def dataset() -> Dataset:
+        if not loaded:
+            loaded.append(load_dataset(spec.dataset, spec, data=data, seed=seed))
+        return loaded[0]
+
     calib_imgs = None
     if mode in ("int8", "int16x8"):
-        calib_imgs = calibration_images(spec, calib, data, seed, calib_split)
+        calib_imgs = calibration_images(dataset(), calib, seed, calib_split)
         log(f"calibrating on {len(calib_imgs)} {calib_split} images")
     if mode in TFMOT_MODES:
         log(f"{mode}: fine-tuning in a tf_keras subprocess (tensorflow-model-optimization)")
@@ -223,12 +231,11 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
                 f"(fake-quantized val accuracy {fit_log['selected_val_accuracy']:.4f})")
     report["gzip_bytes"] = len(gzip.compress(content, compresslevel=9, mtime=0))
     try:
-        val_full = load_dataset(spec.dataset, spec, data=data, seed=seed).split("val")
-        val = val_full.head(agreement_n)
+        val = dataset().split("val").head(agreement_n)
     except DataError as e:
         if mode in ("int8", "int16x8", "qat"):
             raise
-        val = val_full = None
+        val = None
         log(f"agreement not measured: {e}")
     tmp_spec = spec.replace(quantization=mode)
     if val is not None and spec.task == "segmentation":
@@ -258,7 +265,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
             raise ConversionError(f"{mode}: top-1 agreement {agree:.3f} with the Keras model is below {min_agreement} "
                                   "on val images; the conversion is broken, nothing written")
         if mode == "qat":
-            report.update(_qat_vs_ptq(model, spec, content, val_full, options, calib, data, seed, model_dir, log))
+            report.update(_qat_vs_ptq(model, spec, content, dataset(), options, calib, seed, model_dir, log))
             if report["qat_val_accuracy"] < report["ptq_val_accuracy"] and not allow_below_ptq:
                 raise ConversionError(
                     f"qat: val accuracy {report['qat_val_accuracy']:.4f} is below PTQ int8's {report['ptq_val_accuracy']:.4f} "
