@@ -99,6 +99,8 @@ def train(
     seed: int = typer.Option(0),
     patience: int = typer.Option(8, min=1, help="Early-stopping patience on val accuracy."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only N images per split (smoke runs)."),
+    jitter: float = typer.Option(0.0, min=0.0, max=1.0, help="Photometric augmentation strength (brightness, contrast, saturation, hue); 0 = off."),
+    ema: float = typer.Option(0.0, help="EMA momentum of the weights (e.g. 0.99), used for val, checkpoints and the saved model; 0 = off."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model dir's weights (same-named layers of the same shape; transfer learning)."),
     arg: Optional[List[str]] = typer.Option(None, "--arg", help="Builder argument KEY=VALUE (JSON value), e.g. --arg base=12; repeatable; saved in model.json."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
@@ -115,7 +117,7 @@ def train(
     try:
         hp = HParams(model=model, dataset=dataset, size=size, epochs=epochs, batch=batch, optimizer=optimizer.value, lr=lr,
                      class_weights=class_weights.value if class_weights else None, seed=seed, patience=patience, limit=limit,
-                     model_kwargs=_parse_args(arg or []), init=str(init) if init else None)
+                     jitter=jitter, ema=ema, model_kwargs=_parse_args(arg or []), init=str(init) if init else None)
         from .training.registry import get_model
 
         if get_model(model).task == "segmentation":
@@ -149,6 +151,7 @@ def convert(
     allow_below_ptq: bool = typer.Option(False, "--allow-below-ptq", help="qat: write the model even if its val accuracy is below PTQ int8's."),
     ft_limit: Optional[int] = typer.Option(None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."),
     name: Optional[str] = typer.Option(None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."),
+    seed: int = typer.Option(0, help="Seed of the calibration sample and of fine-tuning (the data split stays the training one)."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Convert DIR/model.keras to DIR/<mode>.tflite (+ <mode>.json), verified before it is written."""
@@ -164,7 +167,7 @@ def convert(
     try:
         r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value, io=io.value,
                               per_tensor=per_tensor, allow_float_fallback=allow_float_fallback, allow_chance=allow_chance,
-                              min_agreement=min_agreement, out_name=name, log=lambda s: console.print(s, highlight=False),
+                              min_agreement=min_agreement, out_name=name, seed=seed, log=lambda s: console.print(s, highlight=False),
                               **({k: v for k, v in {"epochs": ft_epochs, "lr": ft_lr, "limit": ft_limit}.items() if v is not None}
                                  if mode in (Mode.qat, Mode.pruned, Mode.clustered) else {}),
                               **({"allow_below_ptq": allow_below_ptq} if mode == Mode.qat else {}),

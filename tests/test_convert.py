@@ -270,3 +270,27 @@ for freeze in (False, True):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[-3:-1] == ["False 0 False", "True 1 True"], out.stdout
+
+
+def test_convert_seed_draws_the_sample_but_keeps_the_training_split(tiny_model_dir, data_root, tmp_path):
+    import json
+    import shutil
+
+    from edge_wbc.converters import convert_model_dir
+    from edge_wbc.converters.pipeline import training_seed
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, d)
+    assert training_seed(d) == 1  # the fixture trains with seed 1
+    (d / "metrics.json").write_text("{not json")
+    assert training_seed(d) == 0
+    (d / "metrics.json").unlink()
+    assert training_seed(d) == 0
+    shutil.copy(tiny_model_dir / "metrics.json", d / "metrics.json")
+    quiet = dict(data=data_root, calib=50, allow_chance=True, min_agreement=0.0, log=lambda s: None)
+    a = convert_model_dir(d, "int8", seed=0, out_name="s0", **quiet)
+    b = convert_model_dir(d, "int8", seed=3, out_name="s3", **quiet)
+    assert (a["seed"], a["split_seed"], b["seed"], b["split_seed"]) == (0, 1, 3, 1)
+    assert json.loads((d / "s3.report.json").read_text())["seed"] == 3
+    # another calibration sample gives other activation ranges
+    assert (d / "s0.tflite").read_bytes() != (d / "s3.tflite").read_bytes()

@@ -47,3 +47,52 @@ def test_init_from_copies_all_but_a_different_head(tiny_model_dir):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(SpecError, match="no layer matches 'unet'"):
         init_from(build_model("unet", ModelSpec("segmentation", 32, 32, ("wbc",))), tiny_model_dir, keras)
+
+
+def test_jitter_and_ema_are_checked_and_shape_the_optimizer():
+    import keras
+
+    from edge_wbc.training.train import HParams, ema_callbacks, make_optimizer
+
+    with pytest.raises(SpecError, match=r"invalid jitter 1.5: valid range is 0 to 1"):
+        HParams(model="tiny", jitter=1.5)
+    with pytest.raises(SpecError, match=r"invalid ema momentum 0.5: valid choices are 0 \(off\) or 0.9 <= ema < 1"):
+        HParams(model="tiny", ema=0.5)
+    plain = make_optimizer(HParams(model="tiny"), 10, keras)
+    assert not plain.use_ema and ema_callbacks(HParams(model="tiny"), keras) == []
+    for name in ("adam", "sgd", "adadelta"):
+        opt = make_optimizer(HParams(model="tiny", optimizer=name, ema=0.99), 10, keras)
+        assert opt.use_ema and opt.ema_momentum == pytest.approx(0.99)
+    (cb,) = ema_callbacks(HParams(model="tiny", ema=0.99), keras)
+    assert isinstance(cb, keras.callbacks.SwapEMAWeights) and cb.swap_on_epoch
+
+
+def test_photometric_jitter_keeps_range_and_is_off_at_zero():
+    import tensorflow as tf
+
+    from edge_wbc.training.train import photometric
+
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32"))
+    np.testing.assert_array_equal(photometric(tf, x, 0.0).numpy(), x.numpy())
+    tf.random.set_seed(0)
+    y = photometric(tf, x, 1.0).numpy()
+    assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 255.0
+    assert np.abs(y - x.numpy()).mean() > 1.0  # it did change the pixels
+
+
+def test_seg_training_honours_limit_init_jitter_and_ema(tmp_path, data_root):
+    import keras
+
+    from edge_wbc.training.segment import train_seg
+    from edge_wbc.training.train import HParams
+
+    kw = {"base": 4, "depth": 2}
+    first = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=1, batch=4, limit=6, model_kwargs=kw),
+                      tmp_path / "a", data=data_root, verbose=0, log=lambda s: None)
+    assert first["n"] == 6
+    lines = []
+    m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, model_kwargs=kw,
+                          init=str(tmp_path / "a"), jitter=0.5, ema=0.95), tmp_path / "b", data=data_root, verbose=0, log=lines.append)
+    assert any(s.startswith("init: ") and "kept random" not in s for s in lines), lines
+    assert m["hparams"]["jitter"] == 0.5 and m["hparams"]["ema"] == 0.95 and m["n"] == 6
+    assert keras.saving.load_model(tmp_path / "b" / "model.keras", compile=False).get_layer("enc0a_conv").filters == 4

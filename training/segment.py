@@ -21,7 +21,7 @@ from edge_wbc.io import atomic_write_text
 from edge_wbc.segdata import dice_iou, load_seg_dataset
 from edge_wbc.spec import ModelSpec
 
-from .train import HParams, _plot_curves
+from .train import HParams, _plot_curves, ema_callbacks, init_from, limit_splits, make_optimizer, photometric
 
 DEFAULT_SIZE = {"wbcseg": (128, 128), "sigtuple": (128, 128), "seg": (128, 128), "bccd_smear": (128, 160)}
 
@@ -59,10 +59,14 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     h, w = (hp.size, hp.size) if hp.size else DEFAULT_SIZE.get(hp.dataset, (128, 128))
     probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs))
     ds = load_seg_dataset(hp.dataset, probe, data=data, seed=hp.seed)
+    limit_splits(ds, hp.limit, hp.seed)
     spec = probe.replace(labels=ds.labels)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
     model = build_model(hp.model, spec, **hp.model_kwargs)
+    if hp.init:
+        n, skipped = init_from(model, hp.init, keras)
+        log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
 
     def loss_fn(y_true, y_pred):
         valid = tf.cast(y_true >= 0, tf.float32)
@@ -77,10 +81,7 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
         dice_loss = tf.reduce_sum((1 - dice) * has) / (tf.reduce_sum(has) + 1e-6)
         return bce + dice_loss
 
-    steps = int(np.ceil(len(tr) / hp.batch))
-    lr = hp.lr or 2e-3
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps * hp.epochs, alpha=0.02)),
-                  loss=loss_fn)
+    model.compile(optimizer=make_optimizer(hp, int(np.ceil(len(tr) / hp.batch)), keras), loss=loss_fn)
     square = h == w
 
     def aug(x, y):
@@ -92,7 +93,7 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
         pad = max(2, h // 16)
         xy = tf.pad(xy, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
         xy = tf.image.random_crop(xy, [tf.shape(xy)[0], h, w, tf.shape(xy)[-1]])
-        return xy[..., :3], xy[..., 3:]
+        return photometric(tf, xy[..., :3], hp.jitter), xy[..., 3:]
 
     train_ds = tf.data.Dataset.from_tensor_slices((tr.images, tr.labels)).shuffle(len(tr), seed=hp.seed).batch(hp.batch)
     if hp.augment:
@@ -100,7 +101,7 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), va.labels)).batch(32)
     ckpt = out / "model.keras"
     fit = model.fit(train_ds.prefetch(2), validation_data=val_ds, epochs=hp.epochs, verbose=verbose, callbacks=[
-        keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_loss", save_best_only=True),
+        *ema_callbacks(hp, keras), keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_loss", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     model = keras.saving.load_model(ckpt, safe_mode=True, compile=False)

@@ -42,6 +42,8 @@ class HParams:
     patience: int = 8
     augment: bool = True
     label_smoothing: float = 0.0
+    jitter: float = 0.0  # photometric augmentation strength 0..1 (brightness, contrast, saturation, hue); train split only
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights (this momentum); val and checkpoints use it
     limit: int | None = None  # use only the first N images of each split (smoke runs, tests)
     init: str | None = None  # a model dir or .keras file whose weights start the run (same-named layers of the same shape)
     model_kwargs: dict = field(default_factory=dict)
@@ -51,6 +53,10 @@ class HParams:
             raise SpecError(f"invalid optimizer {self.optimizer!r}: valid choices are {', '.join(OPTIMIZERS)}")
         if self.class_weights not in (None, "balanced"):
             raise SpecError(f"invalid class weights {self.class_weights!r}: valid choices are balanced")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise SpecError(f"invalid jitter {self.jitter}: valid range is 0 to 1")
+        if not (self.ema == 0.0 or 0.9 <= self.ema < 1.0):
+            raise SpecError(f"invalid ema momentum {self.ema}: valid choices are 0 (off) or 0.9 <= ema < 1")
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
         check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
@@ -72,19 +78,56 @@ def load_for_training(hp: HParams, data=None) -> tuple[ModelSpec, Dataset]:
     probe = make_spec(hp, ("a", "b"))  # only the input size is used for loading
     ds = load_dataset(hp.dataset, probe, data=data, seed=hp.seed)
     spec = probe.replace(labels=ds.labels)
-    if hp.limit:
-        rng = np.random.default_rng(hp.seed)
-        for name, sp in ds.splits.items():
-            idx = np.sort(rng.permutation(len(sp))[: hp.limit])
-            ds.splits[name] = type(sp)(sp.images[idx], sp.labels[idx], [sp.ids[i] for i in idx],
-                                       [sp.groups[i] for i in idx] if sp.groups else None)
+    limit_splits(ds, hp.limit, hp.seed)
     return spec, ds
 
 
-def _augment_fn(tf, size_h, size_w, seed):
+def limit_splits(ds: Dataset, limit: int | None, seed: int) -> None:
+    """Keep a seeded random ``limit`` images of each split, in place (smoke runs, tests)."""
+    if not limit:
+        return
+    rng = np.random.default_rng(seed)
+    for name, sp in ds.splits.items():
+        idx = np.sort(rng.permutation(len(sp))[:limit])
+        ds.splits[name] = type(sp)(sp.images[idx], sp.labels[idx], [sp.ids[i] for i in idx],
+                                   [sp.groups[i] for i in idx] if sp.groups else None)
+
+
+def photometric(tf, x, strength: float):
+    """Random brightness, contrast, saturation and hue of float RGB images in 0..255 (one draw per batch)."""
+    if strength <= 0:
+        return x
+    x = x / 255.0
+    x = tf.image.random_brightness(x, 0.1 * strength)
+    x = tf.image.random_contrast(x, 1 - 0.2 * strength, 1 + 0.2 * strength)
+    if x.shape[-1] == 3:
+        x = tf.image.random_saturation(tf.clip_by_value(x, 0.0, 1.0), 1 - 0.2 * strength, 1 + 0.2 * strength)
+        x = tf.image.random_hue(x, 0.04 * strength)
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+def make_optimizer(hp: HParams, steps_per_epoch: int, keras):
+    """The optimizer of ``hp`` (cosine-decayed learning rate; EMA of the weights when ``hp.ema``)."""
+    lr = hp.lr or {"adam": 2e-3, "adadelta": 1.0, "sgd": 0.05}[hp.optimizer]
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * hp.epochs, alpha=0.02)
+    ema = {"use_ema": True, "ema_momentum": hp.ema} if hp.ema else {}
+    return {
+        "adam": lambda: keras.optimizers.Adam(schedule, **ema),
+        "adadelta": lambda: keras.optimizers.Adadelta(lr, **ema),
+        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **ema),
+    }[hp.optimizer]()
+
+
+def ema_callbacks(hp: HParams, keras) -> list:
+    """Put first in the callback list: swaps the EMA weights in for validation, checkpoints and early stopping."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if hp.ema else []
+
+
+def _augment_fn(tf, size_h, size_w, seed, jitter=0.0):
     pad = max(2, size_h // 10)
 
     def aug(x, y):
+        x = photometric(tf, x, jitter)
         x = tf.image.random_flip_left_right(x)
         x = tf.image.random_flip_up_down(x)
         if size_h == size_w:
@@ -200,14 +243,7 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
         n, skipped = init_from(model, hp.init, keras)
         log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
     binary = spec.task == "binary"
-    steps = int(np.ceil(len(tr) / hp.batch))
-    lr = hp.lr or {"adam": 2e-3, "adadelta": 1.0, "sgd": 0.05}[hp.optimizer]
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * hp.epochs, alpha=0.02)
-    opt = {
-        "adam": lambda: keras.optimizers.Adam(schedule),
-        "adadelta": lambda: keras.optimizers.Adadelta(lr),
-        "sgd": lambda: keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
-    }[hp.optimizer]()
+    opt = make_optimizer(hp, int(np.ceil(len(tr) / hp.batch)), keras)
     if binary:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
         y_tr, y_va = tr.labels.astype(np.float32), va.labels.astype(np.float32)
@@ -225,12 +261,13 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     train_ds = tf.data.Dataset.from_tensor_slices((tr.images, y_tr)).shuffle(len(tr), seed=hp.seed, reshuffle_each_iteration=True)
     train_ds = train_ds.batch(hp.batch).map(lambda x, y: (tf.cast(x, tf.float32), y))
     if hp.augment:
-        train_ds = train_ds.map(_augment_fn(tf, spec.input_height, spec.input_width, hp.seed))
+        train_ds = train_ds.map(_augment_fn(tf, spec.input_height, spec.input_width, hp.seed, hp.jitter))
     train_ds = train_ds.prefetch(2)
     val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), y_va)).batch(256)
 
     ckpt = out / "model.keras"
     callbacks = [
+        *ema_callbacks(hp, keras),
         keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience, restore_best_weights=True),
     ]
