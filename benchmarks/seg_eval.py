@@ -3,7 +3,7 @@
 Per source dataset (wbc_seg: WBC and nucleus; SigTuple: WBC) on the fixed test split that training
 used (edge_wbc.segdata, seed 0), for model.keras and each .tflite in the run dir.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--split val] [--json out.json]
+    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--dataset seg] [--split val] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir")
     ap.add_argument("--json")
+    ap.add_argument("--dataset", help="seg dataset (default: model.json's), e.g. seg for a model fine-tuned on sigtuple")
     ap.add_argument("--split", default="test", choices=("test", "val"), help="held-out split (choose models on val)")
     a = ap.parse_args()
     d = Path(a.run_dir)
     spec = ModelSpec.load(d)
-    te = load_seg_dataset(spec.dataset, spec).split(a.split)
+    te = load_seg_dataset(a.dataset or spec.dataset, spec).split(a.split)
     res = {}
     if (d / "model.keras").is_file():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

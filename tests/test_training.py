@@ -92,7 +92,26 @@ def test_seg_training_honours_limit_init_jitter_and_ema(tmp_path, data_root):
     assert first["n"] == 6
     lines = []
     m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, model_kwargs=kw,
-                          init=str(tmp_path / "a"), jitter=0.5, ema=0.95), tmp_path / "b", data=data_root, verbose=0, log=lines.append)
+                          init=str(tmp_path / "a"), jitter=0.5, ema=0.95, boundary_weight=3.0), tmp_path / "b", data=data_root, verbose=0, log=lines.append)
     assert any(s.startswith("init: ") and "kept random" not in s for s in lines), lines
-    assert m["hparams"]["jitter"] == 0.5 and m["hparams"]["ema"] == 0.95 and m["n"] == 6
+    assert m["hparams"]["jitter"] == 0.5 and m["hparams"]["ema"] == 0.95 and m["hparams"]["boundary_weight"] == 3.0 and m["n"] == 6
     assert keras.saving.load_model(tmp_path / "b" / "model.keras", compile=False).get_layer("enc0a_conv").filters == 4
+
+
+def test_boundary_band_marks_pixels_near_the_mask_edge_only(tmp_path):
+    import tensorflow as tf
+
+    from edge_wbc.training.segment import boundary_band
+    from edge_wbc.training.train import HParams, train
+
+    t = np.zeros((1, 12, 12, 1), np.float32)
+    t[0, 3:9, 3:9, 0] = 1
+    band = boundary_band(tf, tf.constant(t)).numpy()[0, ..., 0]
+    assert band[0].sum() == 0 and band[:, 0].sum() == 0  # 3 px outside the square: not in the band
+    assert band[1, 1] == 1 and band[4, 4] == 1  # 2 px outside / 1 px inside the edge
+    assert band[5:7, 5:7].sum() == 0  # the centre, 2.5 px from every edge
+    assert boundary_band(tf, tf.zeros((1, 8, 8, 1))).numpy().sum() == 0  # no mask, no boundary
+    with pytest.raises(SpecError, match="invalid boundary weight -1.0: must be >= 0"):
+        HParams(model="unet", dataset="seg", boundary_weight=-1.0)
+    with pytest.raises(SpecError, match="--boundary-weight is for segmentation models; 'tiny' is a classifier"):
+        train(HParams(model="tiny", boundary_weight=2.0), tmp_path, log=lambda s: None)

@@ -1,7 +1,8 @@
 """Training for segmentation models (``unet``): WBC / nucleus masks and BCCD smear WBC maps.
 
 Loss: binary cross-entropy + soft Dice per channel, skipping pixels whose target is -1 (unknown,
-e.g. the nucleus channel of SigTuple masks). Augmentation (train split only, after the fixed split):
+e.g. the nucleus channel of SigTuple masks); ``boundary_weight`` > 0 weights the cross-entropy of
+pixels near a mask boundary by 1 + boundary_weight (as the U-Net paper's weight map does for borders). Augmentation (train split only, after the fixed split):
 flips, 90-degree rotations (square inputs) and small shifts, applied to image and mask together.
 Writes model.keras, model.json, history.csv, curves.png and metrics.json (Dice / IoU per channel
 and per source dataset on the test split).
@@ -24,6 +25,14 @@ from edge_wbc.spec import ModelSpec
 from .train import HParams, _plot_curves, ema_callbacks, init_from, limit_splits, make_optimizer, photometric
 
 DEFAULT_SIZE = {"wbcseg": (128, 128), "sigtuple": (128, 128), "seg": (128, 128), "bccd_smear": (128, 160)}
+
+
+def boundary_band(tf, t, width: int = 2):
+    """1 on pixels within ``width`` px of a boundary of the binary maps ``t`` (N, H, W, C), else 0."""
+    k = 2 * width + 1
+    dilated = tf.nn.max_pool2d(t, k, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-t, k, 1, "SAME")
+    return dilated - eroded
 
 
 def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None) -> dict:
@@ -72,8 +81,11 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
         valid = tf.cast(y_true >= 0, tf.float32)
         t = tf.clip_by_value(y_true, 0.0, 1.0)
         p = tf.clip_by_value(y_pred, 1e-6, 1 - 1e-6)
-        bce = -(t * tf.math.log(p) + (1 - t) * tf.math.log(1 - p)) * valid
-        bce = tf.reduce_sum(bce) / (tf.reduce_sum(valid) + 1.0)
+        weight = valid
+        if hp.boundary_weight:
+            weight = valid * (1.0 + hp.boundary_weight * boundary_band(tf, t))
+        bce = -(t * tf.math.log(p) + (1 - t) * tf.math.log(1 - p)) * weight
+        bce = tf.reduce_sum(bce) / (tf.reduce_sum(weight) + 1.0)
         inter = tf.reduce_sum(p * t * valid, axis=[1, 2])
         denom = tf.reduce_sum((p + t) * valid, axis=[1, 2])
         has = tf.cast(tf.reduce_sum(valid, axis=[1, 2]) > 0, tf.float32)

@@ -44,6 +44,7 @@ class HParams:
     label_smoothing: float = 0.0
     jitter: float = 0.0  # photometric augmentation strength 0..1 (brightness, contrast, saturation, hue); train split only
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights (this momentum); val and checkpoints use it
+    boundary_weight: float = 0.0  # segmentation: extra cross-entropy weight on pixels within 2 px of a mask boundary
     limit: int | None = None  # use only the first N images of each split (smoke runs, tests)
     init: str | None = None  # a model dir or .keras file whose weights start the run (same-named layers of the same shape)
     model_kwargs: dict = field(default_factory=dict)
@@ -57,6 +58,8 @@ class HParams:
             raise SpecError(f"invalid jitter {self.jitter}: valid range is 0 to 1")
         if not (self.ema == 0.0 or 0.9 <= self.ema < 1.0):
             raise SpecError(f"invalid ema momentum {self.ema}: valid choices are 0 (off) or 0.9 <= ema < 1")
+        if self.boundary_weight < 0:
+            raise SpecError(f"invalid boundary weight {self.boundary_weight}: must be >= 0")
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
         check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
@@ -231,6 +234,8 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     keras.utils.set_random_seed(hp.seed)
     tf.config.experimental.enable_op_determinism()
 
+    if hp.boundary_weight:
+        raise SpecError(f"--boundary-weight is for segmentation models; {hp.model!r} is a classifier")
     t0 = time.time()
     spec, ds = load_for_training(hp, data)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
