@@ -102,6 +102,7 @@ def train(
     jitter: float = typer.Option(0.0, min=0.0, max=1.0, help="Photometric augmentation strength (brightness, contrast, saturation, hue); 0 = off."),
     ema: float = typer.Option(0.0, help="EMA momentum of the weights (e.g. 0.99), used for val, checkpoints and the saved model; 0 = off."),
     boundary_weight: float = typer.Option(0.0, "--boundary-weight", min=0.0, help="unet: extra cross-entropy weight on pixels within 2 px of a mask boundary; 0 = off."),
+    refit: bool = typer.Option(False, "--refit", help="unet: train on train + val for exactly --epochs and keep the last epoch (after choosing the recipe on val)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model dir's weights (same-named layers of the same shape; transfer learning)."),
     arg: Optional[List[str]] = typer.Option(None, "--arg", help="Builder argument KEY=VALUE (JSON value), e.g. --arg base=12; repeatable; saved in model.json."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
@@ -118,7 +119,7 @@ def train(
     try:
         hp = HParams(model=model, dataset=dataset, size=size, epochs=epochs, batch=batch, optimizer=optimizer.value, lr=lr,
                      class_weights=class_weights.value if class_weights else None, seed=seed, patience=patience, limit=limit,
-                     jitter=jitter, ema=ema, boundary_weight=boundary_weight, model_kwargs=_parse_args(arg or []), init=str(init) if init else None)
+                     jitter=jitter, ema=ema, boundary_weight=boundary_weight, refit=refit, model_kwargs=_parse_args(arg or []), init=str(init) if init else None)
         from .training.registry import get_model
 
         if get_model(model).task == "segmentation":

@@ -115,3 +115,17 @@ def test_boundary_band_marks_pixels_near_the_mask_edge_only(tmp_path):
         HParams(model="unet", dataset="seg", boundary_weight=-1.0)
     with pytest.raises(SpecError, match="--boundary-weight is for segmentation models; 'tiny' is a classifier"):
         train(HParams(model="tiny", boundary_weight=2.0), tmp_path, log=lambda s: None)
+
+
+def test_seg_refit_trains_on_train_plus_val_and_keeps_the_last_epoch(tmp_path, data_root):
+    from edge_wbc.training.segment import train_seg
+    from edge_wbc.training.train import HParams, train
+
+    lines = []
+    m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, refit=True, ema=0.95,
+                          model_kwargs={"base": 4, "depth": 2}), tmp_path / "r", data=data_root, verbose=0, log=lines.append)
+    assert "refit: training on train + val (12 images) for 2 epochs, no val selection" in lines
+    assert m["best_epoch"] == 2 and m["hparams"]["refit"] is True
+    assert (tmp_path / "r" / "history.csv").read_text().splitlines()[0] == "epoch,loss"
+    with pytest.raises(SpecError, match="--refit is for segmentation models; 'tiny' is a classifier"):
+        train(HParams(model="tiny", refit=True), tmp_path / "c", log=lambda s: None)

@@ -72,6 +72,10 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     spec = probe.replace(labels=ds.labels)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
+    if hp.refit:  # the recipe was chosen on val; now val is training data and the last epoch is kept
+        tr = type(tr)(np.concatenate([tr.images, va.images]), np.concatenate([tr.labels, va.labels]), tr.ids + va.ids,
+                      (tr.groups or []) + (va.groups or []) or None)
+        log(f"refit: training on train + val ({len(tr)} images) for {hp.epochs} epochs, no val selection")
     model = build_model(hp.model, spec, **hp.model_kwargs)
     if hp.init:
         n, skipped = init_from(model, hp.init, keras)
@@ -110,18 +114,22 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     train_ds = tf.data.Dataset.from_tensor_slices((tr.images, tr.labels)).shuffle(len(tr), seed=hp.seed).batch(hp.batch)
     if hp.augment:
         train_ds = train_ds.map(aug)
-    val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), va.labels)).batch(32)
     ckpt = out / "model.keras"
-    fit = model.fit(train_ds.prefetch(2), validation_data=val_ds, epochs=hp.epochs, verbose=verbose, callbacks=[
-        *ema_callbacks(hp, keras), keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)])
+    if hp.refit:
+        fit = model.fit(train_ds.prefetch(2), epochs=hp.epochs, verbose=verbose, callbacks=[*ema_callbacks(hp, keras)])
+        model.save(ckpt)  # the last epoch (the EMA weights when --ema: swapped in at each epoch end)
+    else:
+        val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), va.labels)).batch(32)
+        fit = model.fit(train_ds.prefetch(2), validation_data=val_ds, epochs=hp.epochs, verbose=verbose, callbacks=[
+            *ema_callbacks(hp, keras), keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_loss", save_best_only=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp.patience, restore_best_weights=True)])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     model = keras.saving.load_model(ckpt, safe_mode=True, compile=False)
     model.save(ckpt)
     pred = model.predict(te.images.astype(np.float32), batch_size=16, verbose=0)
     rep = seg_report(pred, te.labels, spec.labels, te.groups)
     metrics = {"model": hp.model, "dataset": hp.dataset, "split": "test", "n": len(te), "train_seconds": round(time.time() - t0, 1),
-               "params": int(model.count_params()), "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+               "params": int(model.count_params()), "best_epoch": int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"]),
                "hparams": asdict(hp), "segmentation": rep}
     spec = spec.replace(metrics={k: {"dice": v["dice"], "iou": v["iou"], "n": v["n"]} for k, v in rep.items()} | {"split": "test"})
     spec.save(out / "model.json")

@@ -45,6 +45,7 @@ class HParams:
     jitter: float = 0.0  # photometric augmentation strength 0..1 (brightness, contrast, saturation, hue); train split only
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights (this momentum); val and checkpoints use it
     boundary_weight: float = 0.0  # segmentation: extra cross-entropy weight on pixels within 2 px of a mask boundary
+    refit: bool = False  # segmentation: train on train + val for exactly `epochs` and keep the last epoch (recipe chosen on val before)
     limit: int | None = None  # use only the first N images of each split (smoke runs, tests)
     init: str | None = None  # a model dir or .keras file whose weights start the run (same-named layers of the same shape)
     model_kwargs: dict = field(default_factory=dict)
@@ -234,8 +235,9 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     keras.utils.set_random_seed(hp.seed)
     tf.config.experimental.enable_op_determinism()
 
-    if hp.boundary_weight:
-        raise SpecError(f"--boundary-weight is for segmentation models; {hp.model!r} is a classifier")
+    for flag, on in (("--boundary-weight", hp.boundary_weight), ("--refit", hp.refit)):
+        if on:
+            raise SpecError(f"{flag} is for segmentation models; {hp.model!r} is a classifier")
     t0 = time.time()
     spec, ds = load_for_training(hp, data)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
