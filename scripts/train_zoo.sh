@@ -28,5 +28,6 @@ bccd2_wbcnet        wbcnet  bccd2      64 --epochs 80 --batch 32 --patience 20 -
 pbc64_wbcnet_e24    wbcnet  pbc128     64 --epochs 24 --patience 8
 pbc128_wbcnet_s4    wbcnet_s4 pbc128  128 --epochs 30 --patience 8
 unet_seg150         unet    seg        -  --epochs 150 --patience 25 --batch 16
+unet_seg150_refit   unet    seg        -  --epochs 150 --batch 16 --refit
 unet_smear          unet    bccd_smear -  --epochs 60 --patience 12 --batch 16
 RUNS
