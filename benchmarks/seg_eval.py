@@ -44,7 +44,7 @@ def main():
     a = ap.parse_args()
     d = Path(a.run_dir)
     spec = ModelSpec.load(d)
-    te = load_seg_dataset(a.dataset or spec.dataset, spec).split(a.split)
+    te = load_seg_dataset(a.dataset or spec.dataset, spec, seed=spec.split_seed).split(a.split)
     res = {}
     if (d / "model.keras").is_file():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

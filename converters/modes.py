@@ -163,7 +163,7 @@ def run_tfmot(model, spec, mode: str, timeout: float = 3600, fit_log: dict | Non
 @register_mode("qat")
 def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int = 8, lr: float = 1e-5,
                 limit: int | None = None, data=None, seed: int = 0, calib: int = 500, fit_log: dict | None = None,
-                split_seed: int = 0, **_) -> bytes:
+                **_) -> bytes:
     """Quantization-aware fine-tuning (tfmot, tf_keras), then full-integer conversion (uint8 I/O).
 
     BatchNorm keeps the float model's statistics (frozen, inference mode) while the fake-quantized
@@ -171,13 +171,13 @@ def convert_qat(model, spec, calib_images=None, io: str = "uint8", epochs: int =
     one converted (``fit_log`` receives the per-epoch val accuracy and the chosen epoch).
     """
     return run_tfmot(model, spec, "qat", io=io, epochs=epochs, lr=lr, limit=limit, data=data, seed=seed, calib=calib,
-                     split_seed=split_seed, fit_log=fit_log)
+                     fit_log=fit_log)
 
 
 @register_mode("pruned")
 def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: float = 0.5, epochs: int = 2,
                    lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500,
-                   prune_clusters: int = 0, fit_log: dict | None = None, split_seed: int = 0, **_) -> bytes:
+                   prune_clusters: int = 0, fit_log: dict | None = None, **_) -> bytes:
     """Magnitude pruning of Conv2D/Dense kernels to ``sparsity`` while fine-tuning, stripped, then int8.
 
     ``prune_clusters`` > 0 adds sparsity-preserving clustering of the remaining weights (one more
@@ -189,19 +189,18 @@ def convert_pruned(model, spec, calib_images=None, io: str = "uint8", sparsity: 
     if prune_clusters and prune_clusters < 2:
         raise ConversionError(f"invalid --prune-clusters {prune_clusters}: must be 0 (off) or >= 2")
     return run_tfmot(model, spec, "pruned", io=io, sparsity=sparsity, epochs=epochs, lr=lr, limit=limit,
-                     data=data, seed=seed, calib=calib, prune_clusters=prune_clusters or None, split_seed=split_seed,
-                     fit_log=fit_log)
+                     data=data, seed=seed, calib=calib, prune_clusters=prune_clusters or None, fit_log=fit_log)
 
 
 @register_mode("clustered")
 def convert_clustered(model, spec, calib_images=None, io: str = "uint8", clusters: int = 16, epochs: int = 2,
                       lr: float = 1e-4, limit: int | None = None, data=None, seed: int = 0, calib: int = 500,
-                      fit_log: dict | None = None, split_seed: int = 0, **_) -> bytes:
+                      fit_log: dict | None = None, **_) -> bytes:
     """Weight clustering (k-means++ init, ``clusters`` centroids per layer), fine-tuned, stripped, then int8."""
     if clusters < 2:
         raise ConversionError(f"invalid --clusters {clusters}: must be >= 2")
     return run_tfmot(model, spec, "clustered", io=io, clusters=clusters, epochs=epochs, lr=lr, limit=limit,
-                     data=data, seed=seed, calib=calib, split_seed=split_seed, fit_log=fit_log)
+                     data=data, seed=seed, calib=calib, fit_log=fit_log)
 
 
 def convert_keras(model, spec, mode: str, **options) -> bytes:

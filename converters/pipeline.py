@@ -180,15 +180,6 @@ def _qat_vs_ptq(model, spec: ModelSpec, qat_content: bytes, ds: Dataset, options
     return {**accs, "val_n": len(val)}
 
 
-def training_seed(model_dir: Path) -> int:
-    """The seed the model was trained with (metrics.json), which fixes the split of seeded datasets (BCCD, folders)."""
-    p = Path(model_dir) / "metrics.json"
-    try:
-        return int(json.loads(p.read_text()).get("hparams", {}).get("seed", 0)) if p.is_file() else 0
-    except (ValueError, TypeError, AttributeError):
-        return 0
-
-
 def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
                       io: str = "uint8", per_tensor: bool = False, allow_float_fallback: bool = False,
                       min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
@@ -204,7 +195,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         if m.get("beats_chance") is False:
             raise ConversionError(f"{model_dir}: val accuracy {m.get('val_accuracy'):.3f} does not beat the majority class "
                                   f"({m.get('majority_class_val_accuracy'):.3f}); refusing to convert (--allow-chance to override)")
-    split_seed = training_seed(model_dir)  # the split the model was trained on; ``seed`` only draws samples
+    split_seed = spec.split_seed  # the split the model was trained on; ``seed`` only draws samples
     model = load_keras(model_dir)
     allow_below_ptq = bool(mode_options.pop("allow_below_ptq", False))
     options = {"io": io, "per_tensor": per_tensor, "allow_float_fallback": allow_float_fallback}
@@ -224,7 +215,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         log(f"calibrating on {len(calib_imgs)} {calib_split} images")
     if mode in TFMOT_MODES:
         log(f"{mode}: fine-tuning in a tf_keras subprocess (tensorflow-model-optimization)")
-        mode_options.update(data=str(data) if data else None, seed=seed, calib=calib, split_seed=split_seed)
+        mode_options.update(data=str(data) if data else None, seed=seed, calib=calib)
     fit_log: dict = {}
     content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **mode_options,
                             **({"fit_log": fit_log} if mode in TFMOT_MODES else {}))

@@ -159,7 +159,7 @@ def finetune(model, spec, job, tf, tf_keras, callbacks=(), select_on_val=False):
     from edge_wbc.data import load_dataset
     from edge_wbc.training.train import _augment_fn
 
-    ds = load_dataset(spec.dataset, spec, data=job.get("data"), seed=job.get("split_seed", 0))  # the training split
+    ds = load_dataset(spec.dataset, spec, data=job.get("data"), seed=spec.split_seed)  # the training split
     tr = ds.split("train")
     n = job.get("limit") or len(tr)
     idx = np.random.default_rng(job.get("seed", 0)).permutation(len(tr))[:n]
@@ -226,7 +226,7 @@ def run(job: dict) -> tuple[bytes, dict]:
 
         from edge_wbc.data import load_dataset
 
-        n = job.get("limit") or len(load_dataset(spec.dataset, spec, data=job.get("data"), seed=job.get("split_seed", 0)).split("train"))
+        n = job.get("limit") or len(load_dataset(spec.dataset, spec, data=job.get("data"), seed=spec.split_seed).split("train"))
         steps = job.get("epochs", 2) * math.ceil(n / job.get("batch", 64))
         pm = apply_pruning(model, tfmot, tf_keras, job.get("sparsity", 0.5), steps)
         x, log = finetune(pm, spec, job, tf, tf_keras, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])

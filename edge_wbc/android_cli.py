@@ -208,7 +208,7 @@ def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: 
     from .runtime import TFLiteClassifier
 
     try:
-        ds = load_dataset(spec.dataset, spec, data=data)
+        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed)
     except DataError as e:
         raise DataError(f"{e} (evaluation needs the {spec.dataset} data; --no-eval skips it)") from None
     clf = TFLiteClassifier(tflite, spec=spec)

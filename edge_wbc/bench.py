@@ -138,7 +138,7 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
     dataset_name = cfg.dataset or base.dataset
     if not dataset_name:
         raise DataError("the model.json names no dataset: pass --dataset")
-    ds = load_dataset(dataset_name, base, data=cfg.data)
+    ds = load_dataset(dataset_name, base, data=cfg.data, seed=base.split_seed if dataset_name == base.dataset else 0)
     split = ds.split(cfg.split).head(cfg.limit)
     if len(split) == 0:
         raise DataError(f"{dataset_name} {cfg.split} split is empty")

@@ -493,7 +493,7 @@ def calibrate(
 
     try:
         clf = TFLiteClassifier(model)
-        val = load_dataset(clf.spec.dataset, clf.spec, data=data).split("val")
+        val = load_dataset(clf.spec.dataset, clf.spec, data=data, seed=clf.spec.split_seed).split("val")
     except EdgeWBCError as e:
         fail(str(e))
     p = clf.predict(val.images)

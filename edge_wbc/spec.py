@@ -49,6 +49,9 @@ class ModelSpec:
     # keyword arguments of the registered builder beyond its defaults (e.g. {"base": 12} for unet),
     # so that the same architecture can be rebuilt from the spec (QAT / pruning rebuild it in tf_keras)
     model_kwargs: dict = field(default_factory=dict, hash=False)
+    # seed of the train/val/test split of seeded datasets (BCCD, folder trees, segmentation sets): the
+    # training seed, so that conversion, bench and calibration read the split the model was trained on
+    split_seed: int = 0
     quantization: str = "keras"
     metrics: dict = field(default_factory=dict, compare=False, hash=False)
     version: int = SPEC_VERSION
@@ -63,6 +66,8 @@ class ModelSpec:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= 4096:
                 raise SpecError(f"invalid {name} {v!r}: must be an integer between 8 and 4096")
+        if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool) or self.split_seed < 0:
+            raise SpecError(f"invalid split_seed {self.split_seed!r}: must be an integer >= 0")
         if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
             raise SpecError(f"invalid model_kwargs {self.model_kwargs!r}: must be an object of builder keyword arguments")
         labels = tuple(self.labels)

@@ -277,16 +277,11 @@ def test_convert_seed_draws_the_sample_but_keeps_the_training_split(tiny_model_d
     import shutil
 
     from edge_wbc.converters import convert_model_dir
-    from edge_wbc.converters.pipeline import training_seed
+    from edge_wbc.spec import ModelSpec
 
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
-    assert training_seed(d) == 1  # the fixture trains with seed 1
-    (d / "metrics.json").write_text("{not json")
-    assert training_seed(d) == 0
-    (d / "metrics.json").unlink()
-    assert training_seed(d) == 0
-    shutil.copy(tiny_model_dir / "metrics.json", d / "metrics.json")
+    assert ModelSpec.load(d).split_seed == 1  # the fixture trains with seed 1, and model.json keeps it
     quiet = dict(data=data_root, calib=50, allow_chance=True, min_agreement=0.0, log=lambda s: None)
     a = convert_model_dir(d, "int8", seed=0, out_name="s0", **quiet)
     b = convert_model_dir(d, "int8", seed=3, out_name="s3", **quiet)

@@ -32,6 +32,7 @@ def test_frozen():
     ("resample", "cubic", "valid choices are bicubic"),
     ("quantization", "int4", "valid choices are keras, float32"),
     ("input_height", 3, "between 8 and 4096"),
+    ("split_seed", -1, "must be an integer >= 0"),
 ])
 def test_invalid_values_name_value_and_choices(field, value, needle):
     with pytest.raises(SpecError) as e:
@@ -75,3 +76,11 @@ def test_model_kwargs_roundtrip_and_old_files(tmp_path):
     assert ModelSpec.load(tmp_path / "old.json").model_kwargs == {}
     with pytest.raises(SpecError, match=r"invalid model_kwargs \[12\]"):
         make(model_kwargs=[12])
+
+
+def test_split_seed_roundtrip_and_old_files(tmp_path):
+    assert ModelSpec.load(make(split_seed=3).save(tmp_path)).split_seed == 3
+    d = make().to_dict()
+    del d["split_seed"]  # model.json files written before the field existed: the default split
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    assert ModelSpec.load(tmp_path / "old.json").split_seed == 0

@@ -122,10 +122,11 @@ def test_seg_refit_trains_on_train_plus_val_and_keeps_the_last_epoch(tmp_path, d
     from edge_wbc.training.train import HParams, train
 
     lines = []
-    m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, refit=True, ema=0.95,
+    m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, refit=True, ema=0.95, seed=2,
                           model_kwargs={"base": 4, "depth": 2}), tmp_path / "r", data=data_root, verbose=0, log=lines.append)
     assert "refit: training on train + val (12 images) for 2 epochs, no val selection" in lines
     assert m["best_epoch"] == 2 and m["hparams"]["refit"] is True
+    assert ModelSpec.load(tmp_path / "r").split_seed == 2  # convert/bench read the split it was trained on
     assert (tmp_path / "r" / "history.csv").read_text().splitlines()[0] == "epoch,loss"
     with pytest.raises(SpecError, match="--refit is for segmentation models; 'tiny' is a classifier"):
         train(HParams(model="tiny", refit=True), tmp_path / "c", log=lambda s: None)

@@ -66,7 +66,8 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     keras.utils.set_random_seed(hp.seed)
     t0 = time.time()
     h, w = (hp.size, hp.size) if hp.size else DEFAULT_SIZE.get(hp.dataset, (128, 128))
-    probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs))
+    probe = ModelSpec("segmentation", h, w, ("wbc",), dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs),
+                      split_seed=hp.seed)
     ds = load_seg_dataset(hp.dataset, probe, data=data, seed=hp.seed)
     limit_splits(ds, hp.limit, hp.seed)
     spec = probe.replace(labels=ds.labels)

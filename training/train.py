@@ -75,7 +75,7 @@ def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
     if task == "classification" and len(labels) == 2 and entry.name == "binary2":
         task = "binary"
     return ModelSpec(task=task, input_height=size, input_width=size, labels=labels,
-                     dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs))
+                     dataset=hp.dataset, source_model=hp.model, model_kwargs=dict(hp.model_kwargs), split_seed=hp.seed)
 
 
 def load_for_training(hp: HParams, data=None) -> tuple[ModelSpec, Dataset]:
