@@ -2,8 +2,10 @@
 
 Loss: binary cross-entropy + soft Dice per channel, skipping pixels whose target is -1 (unknown,
 e.g. the nucleus channel of SigTuple masks); ``boundary_weight`` > 0 weights the cross-entropy of
-pixels near a mask boundary by 1 + boundary_weight (as the U-Net paper's weight map does for borders). Augmentation (train split only, after the fixed split):
-flips, 90-degree rotations (square inputs) and small shifts, applied to image and mask together.
+pixels near a mask boundary by 1 + boundary_weight (as the U-Net paper's weight map does for borders).
+Augmentation (train split only, after the fixed split): flips, 90-degree rotations (square inputs)
+and small shifts, applied to image and mask together, and photometric jitter of the image alone.
+``refit`` trains on train + val for a fixed number of epochs and keeps the last one.
 Writes model.keras, model.json, history.csv, curves.png and metrics.json (Dice / IoU per channel
 and per source dataset on the test split).
 """

@@ -64,6 +64,10 @@ class HParams:
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
         check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
+        if get_model(self.model).task != "segmentation":
+            for flag, on in (("--boundary-weight", self.boundary_weight), ("--refit", self.refit)):
+                if on:
+                    raise SpecError(f"{flag} is for segmentation models; {self.model!r} is a classifier")
         if self.init:
             init_path(self.init)  # fail before any data is loaded
 
@@ -235,9 +239,6 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     keras.utils.set_random_seed(hp.seed)
     tf.config.experimental.enable_op_determinism()
 
-    for flag, on in (("--boundary-weight", hp.boundary_weight), ("--refit", hp.refit)):
-        if on:
-            raise SpecError(f"{flag} is for segmentation models; {hp.model!r} is a classifier")
     t0 = time.time()
     spec, ds = load_for_training(hp, data)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
