@@ -21,7 +21,8 @@ from edge_wbc.segment import TFLiteSegmenter
 from edge_wbc.spec import ModelSpec
 
 
-def scores(pred, target, groups, labels):
+def scores(pred, target, groups, labels, dataset):
+    groups = groups or [dataset] * len(pred)  # single-source datasets have no groups
     out = {}
     for c, lab in enumerate(labels):
         for g in sorted(set(groups)):
@@ -44,16 +45,18 @@ def main():
     a = ap.parse_args()
     d = Path(a.run_dir)
     spec = ModelSpec.load(d)
-    te = load_seg_dataset(a.dataset or spec.dataset, spec, seed=spec.split_seed).split(a.split)
-    res = {}
+    name = a.dataset or spec.dataset
+    seed = spec.split_seed if name == spec.dataset else 0  # as edge-wbc bench does
+    te = load_seg_dataset(name, spec, seed=seed).split(a.split)
+    res = {"dataset": name, "split": a.split, "split_seed": seed}
     if (d / "model.keras").is_file():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
         m = keras.saving.load_model(d / "model.keras", safe_mode=True, compile=False)
-        res["keras"] = scores(m.predict(te.images.astype(np.float32), batch_size=16, verbose=0), te.labels, te.groups, spec.labels)
+        res["keras"] = scores(m.predict(te.images.astype(np.float32), batch_size=16, verbose=0), te.labels, te.groups, spec.labels, name)
     for f in sorted(d.glob("*.tflite")):
-        res[f.name] = scores(TFLiteSegmenter(f).predict(te.images), te.labels, te.groups, spec.labels)
+        res[f.name] = scores(TFLiteSegmenter(f).predict(te.images), te.labels, te.groups, spec.labels, name)
     print(json.dumps(res, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -96,7 +96,7 @@ def train(
     optimizer: Optimizer = typer.Option(Optimizer.adam),
     lr: Optional[float] = typer.Option(None, help="Learning rate (default per optimizer)."),
     class_weights: Optional[ClassWeights] = typer.Option(None, "--class-weights"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     patience: int = typer.Option(8, min=1, help="Early-stopping patience on val accuracy."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only N images per split (smoke runs)."),
     jitter: float = typer.Option(0.0, min=0.0, max=1.0, help="Photometric augmentation strength (brightness, contrast, saturation, hue); 0 = off."),
@@ -153,7 +153,7 @@ def convert(
     allow_below_ptq: bool = typer.Option(False, "--allow-below-ptq", help="qat: write the model even if its val accuracy is below PTQ int8's."),
     ft_limit: Optional[int] = typer.Option(None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."),
     name: Optional[str] = typer.Option(None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."),
-    seed: int = typer.Option(0, help="Seed of the calibration sample and of fine-tuning (the data split stays the training one)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the calibration sample and of fine-tuning (the data split stays the training one)."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Convert DIR/model.keras to DIR/<mode>.tflite (+ <mode>.json), verified before it is written."""

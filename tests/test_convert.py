@@ -272,12 +272,21 @@ for freeze in (False, True):
     assert out.stdout.split("\n")[-3:-1] == ["False 0 False", "True 1 True"], out.stdout
 
 
-def test_convert_seed_draws_the_sample_but_keeps_the_training_split(tiny_model_dir, data_root, tmp_path):
+def test_convert_seed_draws_the_sample_but_keeps_the_training_split(tiny_model_dir, data_root, tmp_path, monkeypatch):
     import json
     import shutil
 
-    from edge_wbc.converters import convert_model_dir
+    from edge_wbc.converters import convert_model_dir, pipeline
     from edge_wbc.spec import ModelSpec
+
+    split_seeds = []
+    real_load = pipeline.load_dataset
+
+    def load_dataset(name, spec, data=None, seed=0, **kw):
+        split_seeds.append(seed)
+        return real_load(name, spec, data=data, seed=seed, **kw)
+
+    monkeypatch.setattr(pipeline, "load_dataset", load_dataset)
 
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
@@ -286,6 +295,7 @@ def test_convert_seed_draws_the_sample_but_keeps_the_training_split(tiny_model_d
     a = convert_model_dir(d, "int8", seed=0, out_name="s0", **quiet)
     b = convert_model_dir(d, "int8", seed=3, out_name="s3", **quiet)
     assert (a["seed"], a["split_seed"], b["seed"], b["split_seed"]) == (0, 1, 3, 1)
+    assert split_seeds == [1, 1]  # the dataset is read with the training seed, whatever --seed is
     assert json.loads((d / "s3.report.json").read_text())["seed"] == 3
     # another calibration sample gives other activation ranges
     assert (d / "s0.tflite").read_bytes() != (d / "s3.tflite").read_bytes()

@@ -72,19 +72,38 @@ def test_photometric_jitter_keeps_range_and_is_off_at_zero():
 
     from edge_wbc.training.train import photometric
 
-    x = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32"))
+    x = tf.constant(np.repeat(np.random.default_rng(0).integers(0, 256, (1, 16, 16, 3)), 4, axis=0).astype("float32"))
     np.testing.assert_array_equal(photometric(tf, x, 0.0).numpy(), x.numpy())
     tf.random.set_seed(0)
     y = photometric(tf, x, 1.0).numpy()
     assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 255.0
     assert np.abs(y - x.numpy()).mean() > 1.0  # it did change the pixels
+    # four copies of one image get four different draws (a batch-wide shift would be undone by BatchNorm)
+    assert len({round(float(v), 3) for v in y.mean(axis=(1, 2, 3))}) == 4
 
 
-def test_seg_training_honours_limit_init_jitter_and_ema(tmp_path, data_root):
+def test_seg_training_honours_limit_init_jitter_and_ema(tmp_path, data_root, monkeypatch):
     import keras
 
+    from edge_wbc.training import segment
     from edge_wbc.training.segment import train_seg
     from edge_wbc.training.train import HParams
+
+    used = {"jitter": [], "ema": [], "optimizer": []}
+    real_photometric, real_make_optimizer = segment.photometric, segment.make_optimizer
+
+    def photometric(tf, x, strength):
+        used["jitter"].append(strength)
+        return real_photometric(tf, x, strength)
+
+    def make_optimizer(hp, steps, keras):
+        opt = real_make_optimizer(hp, steps, keras)
+        used["ema"].append(opt.use_ema)
+        used["optimizer"].append(type(opt).__name__)
+        return opt
+
+    monkeypatch.setattr(segment, "photometric", photometric)
+    monkeypatch.setattr(segment, "make_optimizer", make_optimizer)
 
     kw = {"base": 4, "depth": 2}
     first = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=1, batch=4, limit=6, model_kwargs=kw),
@@ -92,7 +111,9 @@ def test_seg_training_honours_limit_init_jitter_and_ema(tmp_path, data_root):
     assert first["n"] == 6
     lines = []
     m = train_seg(HParams(model="unet", dataset="wbcseg", size=32, epochs=2, batch=4, limit=6, model_kwargs=kw,
-                          init=str(tmp_path / "a"), jitter=0.5, ema=0.95, boundary_weight=3.0), tmp_path / "b", data=data_root, verbose=0, log=lines.append)
+                          init=str(tmp_path / "a"), jitter=0.5, ema=0.95, boundary_weight=3.0, optimizer="sgd"), tmp_path / "b",
+                  data=data_root, verbose=0, log=lines.append)
+    assert used["jitter"][-1] == 0.5 and used["ema"] == [False, True] and used["optimizer"] == ["Adam", "SGD"]
     assert any(s.startswith("init: ") and "kept random" not in s for s in lines), lines
     assert m["hparams"]["jitter"] == 0.5 and m["hparams"]["ema"] == 0.95 and m["hparams"]["boundary_weight"] == 3.0 and m["n"] == 6
     assert keras.saving.load_model(tmp_path / "b" / "model.keras", compile=False).get_layer("enc0a_conv").filters == 4
@@ -115,6 +136,8 @@ def test_boundary_band_marks_pixels_near_the_mask_edge_only():
         HParams(model="unet", dataset="seg", boundary_weight=-1.0)
     with pytest.raises(SpecError, match="--boundary-weight is for segmentation models; 'tiny' is a classifier"):
         HParams(model="tiny", boundary_weight=2.0)
+    with pytest.raises(SpecError, match="--class-weights and label smoothing are for classifiers; 'unet' is a segmentation model"):
+        HParams(model="unet", dataset="seg", class_weights="balanced")
 
 
 def test_seg_refit_trains_on_train_plus_val_and_keeps_the_last_epoch(tmp_path, data_root):
@@ -130,3 +153,14 @@ def test_seg_refit_trains_on_train_plus_val_and_keeps_the_last_epoch(tmp_path, d
     assert (tmp_path / "r" / "history.csv").read_text().splitlines()[0] == "epoch,loss"
     with pytest.raises(SpecError, match="--refit is for segmentation models; 'tiny' is a classifier"):
         HParams(model="tiny", refit=True)
+
+
+def test_classifier_training_uses_jitter_and_ema(tmp_path, data_root, monkeypatch):
+    from edge_wbc.training import train as train_mod
+
+    used = []
+    real = train_mod.photometric
+    monkeypatch.setattr(train_mod, "photometric", lambda tf, x, s: used.append(s) or real(tf, x, s))
+    m = train_mod.train(train_mod.HParams(model="tiny", epochs=2, limit=200, jitter=0.5, ema=0.95), tmp_path, data=data_root,
+                        verbose=0, log=lambda s: None)
+    assert used and used[-1] == 0.5 and m["epochs_run"] == 2 and (tmp_path / "model.keras").is_file()

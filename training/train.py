@@ -68,6 +68,8 @@ class HParams:
             for flag, on in (("--boundary-weight", self.boundary_weight), ("--refit", self.refit)):
                 if on:
                     raise SpecError(f"{flag} is for segmentation models; {self.model!r} is a classifier")
+        elif self.class_weights or self.label_smoothing:
+            raise SpecError(f"--class-weights and label smoothing are for classifiers; {self.model!r} is a segmentation model")
         if self.init:
             init_path(self.init)  # fail before any data is loaded
 
@@ -102,16 +104,23 @@ def limit_splits(ds: Dataset, limit: int | None, seed: int) -> None:
 
 
 def photometric(tf, x, strength: float):
-    """Random brightness, contrast, saturation and hue of float RGB images in 0..255 (one draw per batch)."""
+    """Random brightness, contrast, saturation and hue of a batch of float RGB images in 0..255.
+
+    Drawn per image: a shift or scale shared by the whole batch would be undone by the BatchNorm
+    that follows the first convolution.
+    """
     if strength <= 0:
         return x
-    x = x / 255.0
-    x = tf.image.random_brightness(x, 0.1 * strength)
-    x = tf.image.random_contrast(x, 1 - 0.2 * strength, 1 + 0.2 * strength)
-    if x.shape[-1] == 3:
-        x = tf.image.random_saturation(tf.clip_by_value(x, 0.0, 1.0), 1 - 0.2 * strength, 1 + 0.2 * strength)
-        x = tf.image.random_hue(x, 0.04 * strength)
-    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+    def one(im):
+        im = tf.image.random_brightness(im / 255.0, 0.1 * strength)
+        im = tf.image.random_contrast(im, 1 - 0.2 * strength, 1 + 0.2 * strength)
+        if im.shape[-1] == 3:
+            im = tf.image.random_saturation(tf.clip_by_value(im, 0.0, 1.0), 1 - 0.2 * strength, 1 + 0.2 * strength)
+            im = tf.image.random_hue(im, 0.04 * strength)
+        return tf.clip_by_value(im, 0.0, 1.0) * 255.0
+
+    return tf.map_fn(one, x)
 
 
 def make_optimizer(hp: HParams, steps_per_epoch: int, keras):
