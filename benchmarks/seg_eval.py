@@ -16,23 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.segdata import dice_iou, load_seg_dataset
+from edge_wbc.segdata import load_seg_dataset
 from edge_wbc.segment import TFLiteSegmenter
 from edge_wbc.spec import ModelSpec
+from edge_wbc.training.segment import seg_report
 
 
 def scores(pred, target, groups, labels, dataset):
-    groups = groups or [dataset] * len(pred)  # single-source datasets have no groups
+    """Per label and source dataset (single-source datasets have no groups: named after the dataset)."""
     out = {}
-    for c, lab in enumerate(labels):
-        for g in sorted(set(groups)):
-            m = np.array([x == g for x in groups]) & (target[..., c] >= 0).any(axis=(1, 2))
-            if m.any():
-                d, i = dice_iou(pred[m][..., c], target[m][..., c])
-                # percentile bootstrap over images: how far the mean Dice of this few images can move
-                boot = d[np.random.default_rng(0).integers(0, len(d), (2000, len(d)))].mean(axis=1)
-                out[f"{lab}/{g}"] = {"dice": round(float(d.mean()), 4), "iou": round(float(i.mean()), 4), "n": int(m.sum()),
-                                     "dice_ci95": [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])]}
+    for key, r in seg_report(pred, target, labels, groups or [dataset] * len(pred), digits=None).items():
+        if key.endswith("/all"):
+            continue
+        d = np.array(r["dice_per_image"])
+        # percentile bootstrap over images: how far the mean Dice of this few images can move
+        boot = d[np.random.default_rng(0).integers(0, len(d), (2000, len(d)))].mean(axis=1)
+        out[key] = {"dice": round(r["dice"], 4), "iou": round(r["iou"], 4), "n": r["n"],
+                    "dice_ci95": [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])]}
     return out
 
 

@@ -94,6 +94,12 @@ class Split:
             return self
         return Split(self.images[:n], self.labels[:n], self.ids[:n], self.groups[:n] if self.groups else None)
 
+    def concat(self, other: "Split") -> "Split":
+        """This split followed by ``other``; groups are kept when both splits have them."""
+        groups = self.groups + other.groups if self.groups is not None and other.groups is not None else None
+        return Split(np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels]),
+                     self.ids + other.ids, groups)
+
 
 @dataclass
 class Dataset:

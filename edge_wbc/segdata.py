@@ -9,6 +9,7 @@ augmentation. Channels: ``("wbc", "nucleus")`` for the cell datasets, ``("wbc",)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -119,8 +120,7 @@ def load_seg_dataset(name: str, spec: ModelSpec, data=None, seed: int = 0) -> Da
         splits, labels = load_sigtuple(root, spec, seed), CELL_LABELS
     elif name == "seg":  # both cell datasets, each split on its own, then concatenated
         a, b = load_wbcseg(root, spec, seed), load_sigtuple(root, spec, seed)
-        splits = {s: Split(np.concatenate([a[s].images, b[s].images]), np.concatenate([a[s].labels, b[s].labels]),
-                           a[s].ids + b[s].ids, ["wbcseg"] * len(a[s]) + ["sigtuple"] * len(b[s])) for s in a}
+        splits = {s: dataclasses.replace(a[s].concat(b[s]), groups=["wbcseg"] * len(a[s]) + ["sigtuple"] * len(b[s])) for s in a}
         labels = CELL_LABELS
     elif name == "bccd_smear":
         splits, labels = load_bccd_smear(root, spec), SMEAR_LABELS

@@ -37,7 +37,8 @@ def boundary_band(tf, t, width: int = 2):
     return dilated - eroded
 
 
-def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None) -> dict:
+def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None, digits: int | None = 4) -> dict:
+    """Dice / IoU per label, for all images and per group; per-image Dice rounded to ``digits`` (None: exact)."""
     rep = {}
     for c, lab in enumerate(labels):
         sets = {"all": np.ones(len(pred), bool)}
@@ -50,7 +51,7 @@ def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None) -> dic
                 continue
             d, i = dice_iou(pred[keep][..., c], target[keep][..., c])
             rep[f"{lab}/{gname}"] = {"dice": float(d.mean()), "iou": float(i.mean()), "n": int(keep.sum()),
-                                    "dice_per_image": [round(float(v), 4) for v in d]}
+                                    "dice_per_image": [float(v) if digits is None else round(float(v), digits) for v in d]}
     return rep
 
 
@@ -76,8 +77,7 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
     if hp.refit:  # the recipe was chosen on val; now val is training data and the last epoch is kept
-        tr = type(tr)(np.concatenate([tr.images, va.images]), np.concatenate([tr.labels, va.labels]), tr.ids + va.ids,
-                      (tr.groups or []) + (va.groups or []) or None)
+        tr = tr.concat(va)
         log(f"refit: training on train + val ({len(tr)} images) for {hp.epochs} epochs, no val selection")
     model = build_model(hp.model, spec, **hp.model_kwargs)
     if hp.init:
