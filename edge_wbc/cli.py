@@ -123,10 +123,10 @@ def train(
         from .training.registry import get_model
 
         if get_model(model).task == "segmentation":
-            from .training.segment import train_seg
+            from .training.segment import dice_summary, train_seg
 
             m = train_seg(hp, out, data=data, log=lambda s: console.print(s, highlight=False))
-            out_console.print(", ".join(f"{k} Dice {v['dice']:.4f}" for k, v in m["segmentation"].items()) + f" -> {out}")
+            out_console.print(dice_summary(m["segmentation"]) + f" -> {out}")
             return
         m = run(hp, out, data=data, log=lambda s: console.print(s, highlight=False))
     except EdgeWBCError as e:

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edge_wbc.cli import app
-from edge_wbc.segdata import dice_iou, load_seg_dataset, voc_boxes
+from edge_wbc.segdata import dice_iou, label_grid, load_seg_dataset, voc_boxes
 from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, label_components
 from edge_wbc.spec import ModelSpec
 
@@ -27,6 +27,52 @@ def test_dice_iou_values_and_unknown_pixels():
     d, _ = dice_iou(p, t)
     assert d[0] == pytest.approx(1.0)
     assert dice_iou(np.zeros((1, 3, 3)), np.zeros((1, 3, 3)))[0][0] == 1.0
+
+
+def test_label_grid_finds_the_annotation_block_size(rng):
+    coarse = rng.random((3, 8, 8)) > 0.5  # labels drawn at 8 x 8, stored at 32 x 32
+    blocks = np.kron(coarse, np.ones((4, 4))).astype(float)
+    assert label_grid(blocks) == 4
+    assert label_grid(np.kron(coarse, np.ones((2, 2)))) == 2
+    noisy = blocks.copy()
+    noisy[1, 5, 6] = 1 - noisy[1, 5, 6]  # one pixel off the grid: pixel-level labels
+    assert label_grid(noisy) == 1
+    assert label_grid(np.concatenate([blocks, -np.ones((1, 32, 32))])) == 4  # unknown masks say nothing
+    assert label_grid(np.zeros((2, 32, 32))) == 1
+    with pytest.raises(ValueError, match=r"non-empty \(N, H, W\).*\(32, 32\)"):
+        label_grid(blocks[0])
+
+
+def test_dice_iou_at_the_label_grid():
+    t = np.zeros((1, 8, 8))
+    t[0, :4, :4] = 1  # one 4 x 4 label block
+    p = np.zeros((1, 8, 8))
+    p[0, 1:4, 0:4] = 0.9  # the block less one row: off at pixel level, the same block at the grid
+    assert dice_iou(p, t)[0][0] == pytest.approx(2 * 12 / (12 + 16))
+    d, i = dice_iou(p, t, grid=4)
+    assert d[0] == 1.0 and i[0] == 1.0
+    p[0, 4:8, 4:6] = 0.9  # half of another block: a 0.5 block mean is not > 0.5
+    assert dice_iou(p, t, grid=4)[0][0] == 1.0
+    p[0, 4:8, 4:7] = 0.9
+    assert dice_iou(p, t, grid=4)[0][0] == pytest.approx(2 / 3)
+    t[0, 4:, 4:] = -1  # a block with unknown pixels is not scored
+    assert dice_iou(p, t, grid=4)[0][0] == 1.0
+    with pytest.raises(ValueError, match="grid 3 does not divide the 8x8 maps"):
+        dice_iou(p, t, grid=3)
+
+
+def test_sigtuple_masks_lie_on_a_4px_grid_and_wbcseg_masks_do_not(data_root):
+    from edge_wbc.training.segment import label_grids, seg_report
+
+    ds = load_seg_dataset("seg", ModelSpec("segmentation", 128, 128, ("wbc", "nucleus")), data=data_root)
+    tr, te = ds.split("train"), ds.split("test")
+    assert label_grids(tr, ds.labels) == {"wbc/sigtuple": 4}
+    sig = np.array([g == "sigtuple" for g in te.groups])
+    shifted = np.roll(np.clip(te.labels, 0, 1), 1, axis=2)  # every mask one pixel to the right
+    rep = seg_report(shifted, te.labels, ds.labels, te.groups, grids={"wbc/sigtuple": 4})
+    assert rep["wbc/sigtuple"]["grid"] == 4 and rep["wbc/sigtuple"]["n"] == sig.sum()
+    assert rep["wbc/sigtuple"]["dice"] < rep["wbc/sigtuple"]["dice_grid"] == 1.0  # a 1 px shift stays inside its blocks
+    assert "dice_grid" not in rep["wbc/wbcseg"] and rep["wbc/wbcseg"]["dice"] < 1.0
 
 
 def test_label_components_matches_scipy(rng):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_wbc.io import atomic_write_text
-from edge_wbc.segdata import dice_iou, load_seg_dataset
+from edge_wbc.segdata import dice_iou, label_grid, load_seg_dataset
 from edge_wbc.spec import ModelSpec
 
 from .train import HParams, _plot_curves, ema_callbacks, init_from, limit_splits, make_optimizer, photometric
@@ -37,22 +37,53 @@ def boundary_band(tf, t, width: int = 2):
     return dilated - eroded
 
 
-def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None, digits: int | None = 4) -> dict:
-    """Dice / IoU per label, for all images and per group; per-image Dice rounded to ``digits`` (None: exact)."""
+def _group_masks(groups, n):
+    sets = {"all": np.ones(n, bool)}
+    for g in sorted(set(groups or ())):
+        sets[g] = np.array([x == g for x in groups])
+    return sets
+
+
+def label_grids(split, labels) -> dict:
+    """``label_grid`` of each label's masks per source group of a (training) split, where it is > 1."""
+    out = {}
+    for c, lab in enumerate(labels):
+        for gname, m in _group_masks(split.groups, len(split)).items():
+            masks = split.labels[m][..., c]
+            masks = masks[(masks >= 0).all(axis=(1, 2))]
+            if len(masks) and (k := label_grid(masks)) > 1:
+                out[f"{lab}/{gname}"] = k
+    return out
+
+
+def seg_report(pred: np.ndarray, target: np.ndarray, labels, groups=None, digits: int | None = 4, grids: dict | None = None) -> dict:
+    """Dice / IoU per label, for all images and per group; per-image Dice rounded to ``digits`` (None: exact).
+
+    Where ``grids`` (from ``label_grids`` of the training split) gives a label/group an annotation
+    grid k > 1, the entry also holds ``dice_grid`` / ``iou_grid``: the scores at the labels' resolution.
+    """
     rep = {}
     for c, lab in enumerate(labels):
-        sets = {"all": np.ones(len(pred), bool)}
-        if groups:
-            for g in sorted(set(groups)):
-                sets[g] = np.array([x == g for x in groups])
-        for gname, m in sets.items():
+        for gname, m in _group_masks(groups, len(pred)).items():
             keep = m & (target[..., c] >= 0).any(axis=(1, 2))
             if not keep.any():
                 continue
-            d, i = dice_iou(pred[keep][..., c], target[keep][..., c])
-            rep[f"{lab}/{gname}"] = {"dice": float(d.mean()), "iou": float(i.mean()), "n": int(keep.sum()),
-                                    "dice_per_image": [float(v) if digits is None else round(float(v), digits) for v in d]}
+            key = f"{lab}/{gname}"
+            r = {}
+            for suffix, k in [("", 1)] + ([("_grid", grids[key])] if grids and grids.get(key, 1) > 1 else []):
+                d, i = dice_iou(pred[keep][..., c], target[keep][..., c], grid=k)
+                r |= {f"dice{suffix}": float(d.mean()), f"iou{suffix}": float(i.mean()),
+                      f"dice{suffix}_per_image": [float(v) if digits is None else round(float(v), digits) for v in d]}
+                if k > 1:
+                    r["grid"] = k
+            rep[key] = {"dice": r.pop("dice"), "iou": r.pop("iou"), "n": int(keep.sum()), **r}
     return rep
+
+
+def dice_summary(rep: dict) -> str:
+    """One line of a seg_report: Dice per label/group, and at the annotation grid where there is one."""
+    return ", ".join(f"{k} Dice {v['dice']:.4f}" + (f" ({v['dice_grid']:.4f} at its {v['grid']} px label grid)" if "grid" in v else "")
+                     for k, v in rep.items())
 
 
 def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> dict:
@@ -75,6 +106,7 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     limit_splits(ds, hp.limit, hp.seed)
     spec = probe.replace(labels=ds.labels)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
+    grids = label_grids(tr, ds.labels)  # annotation grids, read off the training masks only
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {h}x{w} ({time.time() - t0:.1f}s)")
     if hp.refit:  # the recipe was chosen on val; now val is training data and the last epoch is kept
         tr = tr.concat(va)
@@ -130,11 +162,12 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
     model = keras.saving.load_model(ckpt, safe_mode=True, compile=False)
     model.save(ckpt)
     pred = model.predict(te.images.astype(np.float32), batch_size=16, verbose=0)
-    rep = seg_report(pred, te.labels, spec.labels, te.groups)
+    rep = seg_report(pred, te.labels, spec.labels, te.groups, grids=grids)
     metrics = {"model": hp.model, "dataset": hp.dataset, "split": "test", "n": len(te), "train_seconds": round(time.time() - t0, 1),
                "params": int(model.count_params()), "best_epoch": int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"]),
                "hparams": asdict(hp), "segmentation": rep}
-    spec = spec.replace(metrics={k: {"dice": v["dice"], "iou": v["iou"], "n": v["n"]} for k, v in rep.items()} | {"split": "test"})
+    keep = ("dice", "iou", "n", "grid", "dice_grid", "iou_grid")
+    spec = spec.replace(metrics={k: {f: v[f] for f in keep if f in v} for k, v in rep.items()} | {"split": "test"})
     spec.save(out / "model.json")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     with open(out / "history.csv", "w", newline="") as fh:
@@ -143,5 +176,5 @@ def train_seg(hp: HParams, out_dir, data=None, verbose: int = 2, log=print) -> d
         for i in range(len(history["loss"])):
             wr.writerow([i + 1, *[f"{history[k][i]:.6f}" for k in history]])
     _plot_curves(history, out / "curves.png")
-    log("done: " + ", ".join(f"{k} dice {v['dice']:.4f}" for k, v in rep.items()))
+    log("done: " + dice_summary(rep))
     return metrics
