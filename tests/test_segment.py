@@ -190,3 +190,36 @@ def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
         assert sum(rep["percent"].values()) == pytest.approx(100.0)
     assert "broken.jpg" in next(i for i in rep["images"] if "error" in i)["error"]
     assert len(list((tmp_path / "ann").glob("*.count.png"))) == 2
+
+
+def _load_benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sigtuple_test_windows_centre_on_wbc_sized_components():
+    windows = _load_benchmark("sigtuple_test_eval").windows
+    m = np.zeros((100, 150), bool)
+    m[40:60, 70:90] = True  # 400 px, centred at (49.5, 79.5)
+    m[0:10, 140:150] = True  # 100 px in a corner: the window is shifted inside the image
+    m[90:93, 0:3] = True  # 9 px: below the area floor
+    assert sorted(windows(m, (32, 32), min_area=50)) == [(0, 118, 100), (34, 64, 400)]
+    assert windows(m, (32, 32), min_area=200) == [(34, 64, 400)]
+
+
+def test_sigtuple_test_eval_runs_on_the_official_test_masks(tiny_unet, data_root, tmp_path, monkeypatch):
+    d, _, _ = tiny_unet
+    bench = _load_benchmark("sigtuple_test_eval")
+    monkeypatch.setattr("sys.argv", ["x", str(d / "int8.tflite"), "--data", str(data_root), "--json", str(tmp_path / "r.json")])
+    bench.main()
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["images"] == 13 and r["min_area"] == 2000
+    res = r["int8.tflite"]
+    assert res["n"] == len(res["windows"]) == 18  # 18 WBC-sized annotated components in the 13 masks
+    assert all(0 <= w["dice"] <= 1 and w["area"] >= 2000 for w in res["windows"])
+    assert res["dice_ci95"][0] <= res["dice"] <= res["dice_ci95"][1]
