@@ -7,7 +7,7 @@ training masks of a source lie on a coarser annotation grid (SigTuple: 4 px, i.e
 it also scores at that grid (``dice_grid``, ``iou_grid``, ``dice_grid_ci95``; see
 edge_wbc.segdata.label_grid); the pixel scores stay the headline.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--dataset seg] [--split val] [--json out.json]
+    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--dataset seg] [--split val] [--grid K] [--json out.json]
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir")
     ap.add_argument("--json")
+    ap.add_argument("--grid", type=int, help="score every label and source at this grid instead of the one read off the "
+                    "training masks (a control: on pixel-level masks a coarser grid should not help)")
     ap.add_argument("--dataset", help="seg dataset (default: model.json's), e.g. seg for a model fine-tuned on sigtuple")
-    ap.add_argument("--split", default="test", choices=("test", "val"), help="held-out split (choose models on val)")
+    ap.add_argument("--split", default="test", choices=("test", "val", "train"), help="held-out split (choose models on val); train: how well the model fits its own training images")
     a = ap.parse_args()
     d = Path(a.run_dir)
     spec = ModelSpec.load(d)
@@ -61,6 +63,9 @@ def main():
     te = ds.split(a.split)
     tr = ds.split("train")
     grids = label_grids(dataclasses.replace(tr, groups=tr.groups or [name] * len(tr)), spec.labels)  # read off training masks only
+    if a.grid:
+        groups = sorted(set(te.groups or [name]))
+        grids = {f"{lab}/{g}": a.grid for lab in spec.labels for g in groups}
     res = {"dataset": name, "split": a.split, "split_seed": seed, "label_grids": grids}
     if (d / "model.keras").is_file():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -129,9 +129,11 @@ def load_seg_dataset(name: str, spec: ModelSpec, data=None, seed: int = 0) -> Da
     return Dataset(name, labels, splits, source=str(root))
 
 
-def label_grid(masks: np.ndarray) -> int:
-    """The annotation grid of binary masks (N, H, W) in {0, 1} (-1: unknown): the largest k > 1 such
-    that every mask is constant on each aligned k x k block, or 1 for pixel-level masks.
+def label_grid(masks: np.ndarray, min_masks: int = 8) -> int:
+    """The annotation grid of binary masks (N, H, W) in {0, 1} (-1: unknown): the largest k in
+    2..min(H, W) // 8 such that every mask is constant on each aligned k x k block, or 1 for
+    pixel-level masks. Fewer than ``min_masks`` informative masks (known everywhere, neither empty
+    nor full) say nothing: 1.
 
     SigTuple's masks are drawn on a 32 x 32 grid and stored at 128 px (k = 4): scoring a 128 px
     prediction against them pixel by pixel charges the model for boundary detail the labels cannot
@@ -140,14 +142,15 @@ def label_grid(masks: np.ndarray) -> int:
     m = np.asarray(masks)
     if m.ndim != 3 or not len(m):
         raise ValueError(f"masks must be a non-empty (N, H, W) array, got shape {m.shape}")
-    m = m[(m >= 0).all(axis=(1, 2))]  # masks with unknown pixels say nothing about the grid
-    if not ((m > 0.5).any() and (m <= 0.5).any()):
-        return 1  # constant masks fit any grid
+    m = m[(m >= 0).all(axis=(1, 2))] > 0.5  # masks with unknown pixels say nothing about the grid
+    m = m[m.any(axis=(1, 2)) & ~m.all(axis=(1, 2))]  # nor do empty or full ones: they fit any grid
+    if len(m) < min_masks:
+        return 1
     h, w = m.shape[1:]
-    for k in range(min(h, w) // 4, 1, -1):
+    for k in range(min(h, w) // 8, 1, -1):
         if h % k or w % k:
             continue
-        b = (m > 0.5).reshape(len(m), h // k, k, w // k, k)
+        b = m.reshape(len(m), h // k, k, w // k, k)
         if (b.all(axis=(2, 4)) | ~b.any(axis=(2, 4))).all():
             return k
     return 1

@@ -39,12 +39,56 @@ class TFLiteSegmenter(TFLiteClassifier):
         maps = [np.asarray(Image.fromarray(probs[..., c]).resize(img.size, Image.Resampling.BILINEAR)) for c in range(probs.shape[-1])]
         return np.stack(maps, axis=-1)
 
+    def predict_tiled(self, img: Image.Image, window: int | None = None) -> np.ndarray:
+        """PIL image -> (H, W, C) probability maps at native scale.
+
+        Square windows of ``window`` image pixels (default: the model's input size, right for a
+        model trained at its patches' native size, as the shipped one is) slide over the image with
+        a stride of half a window. Each window is resized to the model's input, and the maps are blended
+        with a Hann weight, so each pixel is decided mostly by windows that see it near their centre.
+        This is for fields at the magnification of the training patches (e.g. SigTuple smears). A
+        side shorter than the window is reflect-padded.
+        """
+        kh, kw = (window, window) if window else (self.spec.input_height, self.spec.input_width)
+        if kh < 8:
+            raise ValueError(f"tile window {kh} px: use at least 8 px")
+        a = np.asarray(img.convert("RGB"))
+        h, w = a.shape[:2]
+        ph, pw = max(0, kh - h), max(0, kw - w)
+        if ph or pw:
+            a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+        H, W = a.shape[:2]
+
+        def starts(n, k):
+            s = list(range(0, n - k + 1, max(1, k // 2)))
+            return s if s[-1] == n - k else [*s, n - k]
+
+        weight = np.outer(np.hanning(kh + 2)[1:-1], np.hanning(kw + 2)[1:-1])[..., None]
+        acc = np.zeros((H, W, self.spec.num_classes))
+        den = np.zeros((H, W, 1))
+        for y in starts(H, kh):
+            for x in starts(W, kw):
+                crop = a[y : y + kh, x : x + kw]
+                if (kh, kw) == (self.spec.input_height, self.spec.input_width):
+                    probs = self.predict(crop[None])[0]
+                else:
+                    probs = self.predict_image(Image.fromarray(crop))
+                acc[y : y + kh, x : x + kw] += probs * weight
+                den[y : y + kh, x : x + kw] += weight
+        return (acc / den)[:h, :w].astype(np.float32)
+
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected component labels of a boolean map (numpy min-propagation; small maps only)."""
+    """4-connected component labels 1..n of a boolean map (numpy; no SciPy in the runtime).
+
+    Each pixel holds the flat index of a pixel of its own component; a step takes the smallest index
+    among its 4 neighbours, then follows the pointers (pointer jumping), so a field of a million
+    pixels settles in a few dozen steps instead of one step per pixel of the longest path.
+    """
     h, w = mask.shape
-    big = h * w + 1
-    lab = np.where(mask, np.arange(1, h * w + 1).reshape(h, w), big)
+    mask = np.asarray(mask, bool)
+    big = h * w
+    lab = np.where(mask, np.arange(big).reshape(h, w), big)
     while True:
         m = lab.copy()
         m[1:, :] = np.minimum(m[1:, :], lab[:-1, :])
@@ -52,6 +96,10 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
         m[:, 1:] = np.minimum(m[:, 1:], lab[:, :-1])
         m[:, :-1] = np.minimum(m[:, :-1], lab[:, 1:])
         m = np.where(mask, m, big)
+        flat = np.append(m.ravel(), big)
+        for _ in range(4):  # a label is a pixel of the same component: take that pixel's label
+            m = np.where(mask, flat[m], big)
+            flat = np.append(m.ravel(), big)
         if np.array_equal(m, lab):
             break
         lab = m
@@ -62,6 +110,17 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
         remap[ids] = np.arange(1, len(ids) + 1)
         out[mask] = remap[lab[mask]]
     return out, len(ids)
+
+
+def drop_small(mask: np.ndarray, min_area: float) -> np.ndarray:
+    """The boolean map without its 4-connected components of fewer than ``min_area`` pixels."""
+    if min_area <= 0 or not mask.any():
+        return mask
+    lab, n = label_components(mask)
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = area >= min_area
+    keep[0] = False
+    return keep[lab]
 
 
 def boxes_from_map(prob: np.ndarray, threshold: float = 0.5, min_area_frac: float = 0.002) -> list[tuple[list[int], float, int]]:
@@ -92,16 +151,43 @@ def save_png(img: Image.Image, path: Path) -> None:
         img.save(fh, format="PNG")
 
 
-def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = 0.5) -> dict:
-    img = load_image(path)
-    maps = seg.predict_image(img)
+TILE_MODES = ("auto", "on", "off")
+
+
+def use_tiles(tile: str, img: Image.Image, spec, window: int | None = None) -> bool:
+    """``auto`` tiles an image more than twice the window (default: the model's input) on a side: a field, not a cell patch."""
+    if tile not in TILE_MODES:
+        raise ValueError(f"tile mode {tile!r}: valid choices are {', '.join(TILE_MODES)}")
+    kh, kw = (window, window) if window else (spec.input_height, spec.input_width)
+    return tile == "on" or (tile == "auto" and (img.width > 2 * kw or img.height > 2 * kh))
+
+
+def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5, tile: str = "auto",
+                 min_area_frac: float = 1 / 32, window: int | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """WBC and nucleus masks at the image's size, and whether it was tiled.
+
+    WBC components smaller than ``min_area_frac`` of the model's input area, counted at the scale
+    the model saw them (specks: platelets, debris), are dropped, and the nucleus map is kept only inside the WBC mask.
+    """
+    tiled = use_tiles(tile, img, seg.spec, window)
+    maps = seg.predict_tiled(img, window) if tiled else seg.predict_image(img)
     labels = seg.spec.labels
-    wbc = maps[..., labels.index("wbc")] > threshold
-    nucleus = maps[..., labels.index("nucleus")] > threshold if "nucleus" in labels else None
+    area = seg.spec.input_height * seg.spec.input_width
+    # image pixels per model pixel
+    scale = (window * window / area if window else 1.0) if tiled else img.width * img.height / area
+    wbc = drop_small(maps[..., labels.index("wbc")] > threshold, min_area_frac * area * scale)
+    nucleus = (maps[..., labels.index("nucleus")] > threshold) & wbc if "nucleus" in labels else None
+    return wbc, nucleus, tiled
+
+
+def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = 0.5, tile: str = "auto",
+                 min_area_frac: float = 1 / 32, window: int | None = None) -> dict:
+    img = load_image(path)
+    wbc, nucleus, tiled = segment_maps(seg, img, threshold, tile, min_area_frac, window)
     stem = Path(path).stem
     save_png(Image.fromarray((wbc * 255).astype(np.uint8), "L"), out_dir / f"{stem}.mask.png")
     if nucleus is not None:
         save_png(Image.fromarray((nucleus * 255).astype(np.uint8), "L"), out_dir / f"{stem}.nucleus.png")
     save_png(overlay(img, wbc, nucleus), out_dir / f"{stem}.overlay.png")
-    return {"file": str(path), "width": img.width, "height": img.height, "wbc_fraction": float(wbc.mean()),
+    return {"file": str(path), "width": img.width, "height": img.height, "tiled": tiled, "wbc_fraction": float(wbc.mean()),
             "nucleus_fraction": float(nucleus.mean()) if nucleus is not None else None}

@@ -9,8 +9,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from edge_wbc.cli import app
+from edge_wbc.preprocess import load_image
 from edge_wbc.segdata import dice_iou, label_grid, load_seg_dataset, voc_boxes
-from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, label_components
+from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, drop_small, label_components, segment_maps, use_tiles
 from edge_wbc.spec import ModelSpec
 
 runner = CliRunner()
@@ -30,16 +31,22 @@ def test_dice_iou_values_and_unknown_pixels():
 
 
 def test_label_grid_finds_the_annotation_block_size(rng):
-    coarse = rng.random((3, 8, 8)) > 0.5  # labels drawn at 8 x 8, stored at 32 x 32
+    coarse = rng.random((8, 8, 10)) > 0.5  # labels drawn at 8 x 10, stored at 32 x 40
+    coarse[:, 0, 0], coarse[:, 0, 1] = True, False  # none empty or full
     blocks = np.kron(coarse, np.ones((4, 4))).astype(float)
     assert label_grid(blocks) == 4
     assert label_grid(np.kron(coarse, np.ones((2, 2)))) == 2
     noisy = blocks.copy()
     noisy[1, 5, 6] = 1 - noisy[1, 5, 6]  # one pixel off the grid: pixel-level labels
     assert label_grid(noisy) == 1
-    assert label_grid(np.concatenate([blocks, -np.ones((1, 32, 32))])) == 4  # unknown masks say nothing
-    assert label_grid(np.zeros((2, 32, 32))) == 1
-    with pytest.raises(ValueError, match=r"non-empty \(N, H, W\).*\(32, 32\)"):
+    partly = np.concatenate([blocks, np.where(rng.random((1, 32, 40)) > 0.9, -1.0, noisy[1:2])])
+    assert label_grid(partly) == 4  # a mask with unknown pixels says nothing
+    assert label_grid(np.concatenate([blocks, np.zeros((3, 32, 40)), np.ones((3, 32, 40))])) == 4
+    assert label_grid(blocks[:7]) == 1  # too few masks to tell a grid from chance
+    square = np.zeros((8, 128, 128))
+    square[:, :32, :32] = 1  # one aligned 32 px square: k is capped at 128 // 8
+    assert label_grid(square) == 16
+    with pytest.raises(ValueError, match=r"non-empty \(N, H, W\).*\(32, 40\)"):
         label_grid(blocks[0])
 
 
@@ -51,12 +58,13 @@ def test_dice_iou_at_the_label_grid():
     assert dice_iou(p, t)[0][0] == pytest.approx(2 * 12 / (12 + 16))
     d, i = dice_iou(p, t, grid=4)
     assert d[0] == 1.0 and i[0] == 1.0
-    p[0, 4:8, 4:6] = 0.9  # half of another block: a 0.5 block mean is not > 0.5
+    p[0, 4:8, 4:6] = 1.0  # half of another block: a block mean of exactly 0.5 is not > 0.5
     assert dice_iou(p, t, grid=4)[0][0] == 1.0
-    p[0, 4:8, 4:7] = 0.9
+    p[0, 4:8, 4:7] = 1.0
     assert dice_iou(p, t, grid=4)[0][0] == pytest.approx(2 / 3)
-    t[0, 4:, 4:] = -1  # a block with unknown pixels is not scored
+    t[0, 4, 4] = -1  # one unknown pixel: the whole block is not scored
     assert dice_iou(p, t, grid=4)[0][0] == 1.0
+    assert dice_iou(p, t)[0][0] < 1.0  # at pixel level the other 15 pixels of that block still count
     with pytest.raises(ValueError, match="grid 3 does not divide the 8x8 maps"):
         dice_iou(p, t, grid=3)
 
@@ -85,6 +93,26 @@ def test_label_components_matches_scipy(rng):
     # same partition: each of our components maps to exactly one scipy component
     for k in range(1, n + 1):
         assert len(np.unique(ref[lab == k])) == 1
+
+
+def test_label_components_one_long_snake():
+    m = np.zeros((61, 61), bool)
+    m[::4] = True  # rows joined alternately at the right and left ends: one component, a 900 px path
+    for j, i in enumerate(range(0, 57, 4)):
+        m[i : i + 5, 60 if j % 2 == 0 else 0] = True
+    lab, n = label_components(m)
+    assert n == 1 and (lab[m] == 1).all() and (lab[~m] == 0).all()
+
+
+def test_drop_small_keeps_components_at_or_above_the_area():
+    m = np.zeros((20, 20), bool)
+    m[0:5, 0:5] = True  # 25 px
+    m[10:13, 10:13] = True  # 9 px
+    m[19, 19] = True  # 1 px
+    kept = drop_small(m, 9)
+    assert kept.sum() == 34 and kept[11, 11] and not kept[19, 19]
+    assert drop_small(m, 10).sum() == 25
+    assert (drop_small(m, 0) == m).all()
 
 
 def test_boxes_from_map():
@@ -141,6 +169,56 @@ def test_segmenter_int8_tracks_float(tiny_unet):
     assert got.shape == (4, 64, 64, 2)
     np.testing.assert_allclose(f, np.asarray(model.predict(x[:4].astype(np.float32), verbose=0)), atol=1e-4)
     assert np.abs(got - f).max() < 0.1
+
+
+def test_tiled_prediction_matches_the_model_on_one_window_and_covers_any_size(tiny_unet, data_root):
+    d, _, x = tiny_unet
+    seg = TFLiteSegmenter(d / "int8.tflite")
+    np.testing.assert_allclose(seg.predict_tiled(Image.fromarray(x[0])), seg.predict(x[:1])[0], atol=1e-6)
+    field = load_image(data_root / "sigtuple/Test_data/029E137BB177.jpg")  # 335 x 392
+    p = seg.predict_tiled(field)
+    assert p.shape == (392, 335, 2) and 0 <= p.min() and p.max() <= 1
+    small = Image.fromarray(x[1][:40, :30])  # smaller than the 64 px window: padded, then cropped back
+    assert seg.predict_tiled(small).shape == (40, 30, 2)
+    # a 128 px window (a model trained on upscaled patches): each window is resized to the 64 px input
+    big = Image.fromarray(np.kron(x[0], np.ones((2, 2, 1), np.uint8)))
+    np.testing.assert_allclose(seg.predict_tiled(big, window=128), seg.predict_image(big), atol=1e-6)
+    with pytest.raises(ValueError, match="tile window 4 px: use at least 8 px"):
+        seg.predict_tiled(big, window=4)
+
+
+def test_tile_mode_choice_and_errors(tiny_unet):
+    d, _, _ = tiny_unet
+    spec = TFLiteSegmenter(d / "int8.tflite").spec  # 64 x 64
+    assert not use_tiles("auto", Image.new("RGB", (128, 128)), spec)
+    assert use_tiles("auto", Image.new("RGB", (129, 60)), spec)
+    assert use_tiles("on", Image.new("RGB", (64, 64)), spec) and not use_tiles("off", Image.new("RGB", (900, 900)), spec)
+    with pytest.raises(ValueError, match="tile mode 'yes': valid choices are auto, on, off"):
+        use_tiles("yes", Image.new("RGB", (64, 64)), spec)
+
+
+def test_segment_maps_drops_specks_and_keeps_nuclei_inside_cells(tiny_unet, monkeypatch):
+    d, _, _ = tiny_unet
+    seg = TFLiteSegmenter(d / "int8.tflite")  # 64 x 64 input: a window of 4096 px
+    maps = np.zeros((200, 300, 2), np.float32)
+    maps[10:60, 10:60] = 0.9  # a cell, 2500 px, with a nucleus
+    maps[100:110, 200:210, 0] = 0.9  # a speck, 100 px
+    maps[150:160, 100:110, 1] = 0.9  # "nucleus" outside any cell
+    monkeypatch.setattr(seg, "predict_tiled", lambda img, window=None: maps)
+    monkeypatch.setattr(seg, "predict_image", lambda img: maps)
+    field = Image.new("RGB", (300, 200))
+    wbc, nuc, tiled = segment_maps(seg, field, min_area_frac=0.0)
+    assert tiled and wbc.sum() == 2600 and nuc.sum() == 2500  # nothing dropped; the stray nucleus is
+    wbc, _, _ = segment_maps(seg, field, min_area_frac=0.5)  # >= 2048 px at native scale: the speck goes
+    assert wbc.sum() == 2500
+    assert segment_maps(seg, field, min_area_frac=0.7)[0].sum() == 0  # 2867 px > 2500
+    # resized, area counts at the model's scale: 60000 image px are 4096 model px, so 0.5 is 30000 px
+    wbc, _, tiled = segment_maps(seg, field, tile="off", min_area_frac=0.5)
+    assert not tiled and wbc.sum() == 0
+    assert segment_maps(seg, field, tile="off", min_area_frac=0.04)[0].sum() == 2500  # 2400 px
+    # tiled with a 100 px window: the fraction is of the window's 10000 px
+    assert segment_maps(seg, field, min_area_frac=0.2, window=100)[0].sum() == 2500  # 2000 px
+    assert segment_maps(seg, field, min_area_frac=0.3, window=100)[0].sum() == 0  # 3000 px
 
 
 def test_segment_cli_writes_masks_at_input_size(tiny_unet, data_root, tmp_path):
@@ -208,8 +286,10 @@ def test_sigtuple_test_windows_centre_on_wbc_sized_components():
     m[40:60, 70:90] = True  # 400 px, centred at (49.5, 79.5)
     m[0:10, 140:150] = True  # 100 px in a corner: the window is shifted inside the image
     m[90:93, 0:3] = True  # 9 px: below the area floor
-    assert sorted(windows(m, (32, 32), min_area=50)) == [(0, 118, 100), (34, 64, 400)]
-    assert windows(m, (32, 32), min_area=200) == [(34, 64, 400)]
+    assert sorted(windows(m, 32, min_area=50)) == [(0, 118, 100), (34, 64, 400)]
+    assert windows(m, 32, min_area=200) == [(34, 64, 400)]
+    with pytest.raises(ValueError, match="a 150x100 mask is smaller than the 128 px window"):
+        windows(m, 128, min_area=50)
 
 
 def test_sigtuple_test_eval_runs_on_the_official_test_masks(tiny_unet, data_root, tmp_path, monkeypatch):
@@ -218,8 +298,9 @@ def test_sigtuple_test_eval_runs_on_the_official_test_masks(tiny_unet, data_root
     monkeypatch.setattr("sys.argv", ["x", str(d / "int8.tflite"), "--data", str(data_root), "--json", str(tmp_path / "r.json")])
     bench.main()
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["images"] == 13 and r["min_area"] == 2000
-    res = r["int8.tflite"]
-    assert res["n"] == len(res["windows"]) == 18  # 18 WBC-sized annotated components in the 13 masks
-    assert all(0 <= w["dice"] <= 1 and w["area"] >= 2000 for w in res["windows"])
+    assert r["images"] == 13 and r["min_area"] == 1536  # the smallest WBC mask of the SigTuple training split
+    res = r["int8.tflite"]  # a 64 px model: each 128 px window is resized to its input
+    assert res["n"] == len(res["windows"]) == 19  # 19 WBC-sized annotated components in the 13 masks
+    assert all(0 <= w["dice"] <= 1 and w["area"] >= 1536 for w in res["windows"])
     assert res["dice_ci95"][0] <= res["dice"] <= res["dice_ci95"][1]
+    assert set(res["full_image"]) == {"tiled", "resized"} and len(res["full_image"]["tiled"]["per_image"]) == 13
