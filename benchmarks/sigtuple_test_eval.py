@@ -8,10 +8,9 @@ annotated component at least as large as the smallest WBC mask of the SigTuple t
 and score it against the mask in that window, pixel by pixel. These masks are pixel-level, unlike the
 training patches' 4 px grid.
 
-It also scores whole images as `edge-wbc segment` writes them (``full_image``): ``tiled`` is the
-default (``--tile auto`` tiles these fields at native scale; speck filter on), ``resized`` is
-``--tile off --min-area-frac 0`` (the field resized to the model's input, unfiltered: what
-`edge-wbc segment` did before tiling). Whole-image Dice also counts any WBC that the mask leaves out,
+It also scores whole images as `edge-wbc segment` writes them (``full_image``): ``tiled`` is
+``--tile`` (128 px windows at native scale, speck filter on), ``resized`` is ``--min-area-frac 0``
+(the field resized to the model's input, unfiltered: what `edge-wbc segment` did before tiling). Whole-image Dice also counts any WBC that the mask leaves out,
 and the red cells that one mask outlines.
 
     EDGE_WBC_DATA=../shared/data python benchmarks/sigtuple_test_eval.py android_assets/wbc_unet_int8.tflite [--json out.json]
@@ -85,7 +84,7 @@ def main():
                 prob = seg.predict_image(Image.fromarray(img[y0 : y0 + PATCH, x0 : x0 + PATCH]))[..., c]
                 dice, iou = dice_iou(prob[None], mask[None, y0 : y0 + PATCH, x0 : x0 + PATCH].astype(float))
                 rows.append({"image": img_path.name, "window": [x0, y0], "area": area, "dice": round(float(dice[0]), 4), "iou": round(float(iou[0]), 4)})
-            for mode, kw in (("tiled", {"tile": "auto", "window": PATCH}), ("resized", {"tile": "off", "min_area_frac": 0.0})):
+            for mode, kw in (("tiled", {"tile": True, "window": PATCH}), ("resized", {"tile": False, "min_area_frac": 0.0})):
                 wbc = segment_maps(seg, pil, **kw)[0]
                 full[mode].append(round(float(dice_iou(wbc[None].astype(float), mask[None].astype(float))[0][0]), 4))
         dice = np.array([r["dice"] for r in rows])

@@ -61,12 +61,6 @@ class Split(str, Enum):
     test = "test"
 
 
-class TileMode(str, Enum):  # edge_wbc.segment.TILE_MODES
-    auto = "auto"
-    on = "on"
-    off = "off"
-
-
 def fail(msg: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -416,13 +410,14 @@ def segment(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for <stem>.mask.png, <stem>.nucleus.png, <stem>.overlay.png."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Segmentation .tflite (default: the shipped unet int8)."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0),
-    tile: TileMode = typer.Option(TileMode.auto, help="on: slide the model's window over the image at native scale, for smear fields at "
-                                  "the training patches' magnification (SigTuple); off: resize the whole image to the model's input; "
-                                  "auto: tile images more than twice the input on a side."),
+    tile: bool = typer.Option(False, "--tile", help="Slide windows of the model's input size (or --window) over the image at "
+                              "native scale, for smear fields at the magnification of the training patches (SigTuple fields for "
+                              "the shipped model). Without it the whole image is resized to the model's input: right for one-cell "
+                              "patches, wrong for a field."),
+    window: Optional[int] = typer.Option(None, min=8, help="With --tile: window size in image pixels, e.g. the training "
+                                         "patches' size in your images' magnification (default: the model's input size)."),
     min_area_frac: float = typer.Option(1 / 32, min=0.0, max=1.0, help="Drop WBC components smaller than this fraction of the "
                                         "model's input area, at the model's scale (specks: platelets, debris)."),
-    window: Optional[int] = typer.Option(None, min=8, help="Tile size in image pixels (default: the model's input size; "
-                                         "set it to the training patches' native size for a model trained at another size)."),
     threads: int = typer.Option(1, min=1),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
 ):
@@ -430,20 +425,24 @@ def segment(
     from .data import iter_inputs
     from .segment import TFLiteSegmenter, segment_file
 
+    if window is not None and not tile:
+        fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
     try:
         seg = TFLiteSegmenter(model or _default_asset("wbc_unet_int8.tflite"), num_threads=threads)
     except EdgeWBCError as e:
         fail(str(e))
-    n, n_tiled, bad = 0, 0, []
+    n, bad = 0, []
     for p in iter_inputs(images):
         try:
-            n_tiled += segment_file(seg, p, out, threshold, tile.value, min_area_frac, window)["tiled"]
+            segment_file(seg, p, out, threshold, tile, min_area_frac, window)
             n += 1
         except ImageError as e:
             bad.append(str(e))
     for b in bad:
         console.print(f"  {escape(b)}", highlight=False, soft_wrap=True)
-    console.print(f"segmented {n} image(s), {n_tiled} of them tiled -> {out}", highlight=False)
+    size = f"{seg.spec.input_width}x{seg.spec.input_height}"
+    how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
+    console.print(f"segmented {n} image(s), {how} -> {out}", highlight=False)
     if bad and not skip_bad:
         raise typer.Exit(1)
 

@@ -40,75 +40,71 @@ class TFLiteSegmenter(TFLiteClassifier):
         return np.stack(maps, axis=-1)
 
     def predict_tiled(self, img: Image.Image, window: int | None = None) -> np.ndarray:
-        """PIL image -> (H, W, C) probability maps at native scale.
+        """PIL image -> (H, W, C) probability maps at native scale, for smear fields at the
+        magnification of the training patches (e.g. SigTuple fields for the shipped cell model).
 
         Square windows of ``window`` image pixels (default: the model's input size, right for a
-        model trained at its patches' native size, as the shipped one is) slide over the image with
-        a stride of half a window. Each window is resized to the model's input, and the maps are blended
-        with a Hann weight, so each pixel is decided mostly by windows that see it near their centre.
-        This is for fields at the magnification of the training patches (e.g. SigTuple smears). A
-        side shorter than the window is reflect-padded.
+        model trained at its patches' native size, as the shipped one is) slide over the image with a
+        stride of half a window; each is resized to the model's input where that differs. The maps are
+        blended with a Hann weight, so each pixel is decided mostly by windows that see it near their
+        centre. The image is first reflect-padded by half a window on every side, so border pixels
+        get central windows too.
         """
         kh, kw = (window, window) if window else (self.spec.input_height, self.spec.input_width)
-        if kh < 8:
-            raise ValueError(f"tile window {kh} px: use at least 8 px")
+        if kh < 8 or kw < 8:
+            raise ValueError(f"tile window {min(kh, kw)} px: use at least 8 px")
         a = np.asarray(img.convert("RGB"))
         h, w = a.shape[:2]
-        ph, pw = max(0, kh - h), max(0, kw - w)
-        if ph or pw:
-            a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+        py, px = kh // 2, kw // 2
+        pad = ((py, py + max(0, kh - h - 2 * py)), (px, px + max(0, kw - w - 2 * px)), (0, 0))
+        # reflect needs a side longer than the pad; tiny images repeat their edge instead
+        a = np.pad(a, pad, mode="reflect" if min(h, w) > max(py, px) + 1 else "edge")
         H, W = a.shape[:2]
 
         def starts(n, k):
             s = list(range(0, n - k + 1, max(1, k // 2)))
             return s if s[-1] == n - k else [*s, n - k]
 
-        weight = np.outer(np.hanning(kh + 2)[1:-1], np.hanning(kw + 2)[1:-1])[..., None]
-        acc = np.zeros((H, W, self.spec.num_classes))
-        den = np.zeros((H, W, 1))
+        weight = np.outer(np.hanning(kh + 2)[1:-1], np.hanning(kw + 2)[1:-1]).astype(np.float32)[..., None]
+        acc = np.zeros((H, W, self.spec.num_classes), np.float32)
+        den = np.zeros((H, W, 1), np.float32)
         for y in starts(H, kh):
             for x in starts(W, kw):
-                crop = a[y : y + kh, x : x + kw]
-                if (kh, kw) == (self.spec.input_height, self.spec.input_width):
-                    probs = self.predict(crop[None])[0]
-                else:
-                    probs = self.predict_image(Image.fromarray(crop))
-                acc[y : y + kh, x : x + kw] += probs * weight
+                acc[y : y + kh, x : x + kw] += self.predict_image(Image.fromarray(a[y : y + kh, x : x + kw])) * weight
                 den[y : y + kh, x : x + kw] += weight
-        return (acc / den)[:h, :w].astype(np.float32)
+        return (acc / den)[py : py + h, px : px + w]
 
 
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected component labels 1..n of a boolean map (numpy; no SciPy in the runtime).
+    """4-connected component labels 1..n of a boolean map, numbered in raster order of each component's first pixel.
 
-    Each pixel holds the flat index of a pixel of its own component; a step takes the smallest index
-    among its 4 neighbours, then follows the pointers (pointer jumping), so a field of a million
-    pixels settles in a few dozen steps instead of one step per pixel of the longest path.
+    Union-find in numpy (no SciPy in the runtime). Every pixel starts as its own root. Each round
+    hooks the larger root of every edge whose two ends have different roots onto the smaller one,
+    then compresses every path by pointer jumping. A few rounds settle any shape, spirals included.
     """
-    h, w = mask.shape
     mask = np.asarray(mask, bool)
-    big = h * w
-    lab = np.where(mask, np.arange(big).reshape(h, w), big)
+    h, w = mask.shape
+    idx_t = np.int32 if h * w < 2**31 else np.int64
+    parent = np.arange(h * w, dtype=idx_t)
+    pix = np.arange(h * w, dtype=idx_t).reshape(h, w)
+    right, down = pix[:, :-1][mask[:, :-1] & mask[:, 1:]], pix[:-1, :][mask[:-1, :] & mask[1:, :]]  # edges' first ends
+    a, b = np.concatenate([right, down]), np.concatenate([right + 1, down + w])
     while True:
-        m = lab.copy()
-        m[1:, :] = np.minimum(m[1:, :], lab[:-1, :])
-        m[:-1, :] = np.minimum(m[:-1, :], lab[1:, :])
-        m[:, 1:] = np.minimum(m[:, 1:], lab[:, :-1])
-        m[:, :-1] = np.minimum(m[:, :-1], lab[:, 1:])
-        m = np.where(mask, m, big)
-        flat = np.append(m.ravel(), big)
-        for _ in range(4):  # a label is a pixel of the same component: take that pixel's label
-            m = np.where(mask, flat[m], big)
-            flat = np.append(m.ravel(), big)
-        if np.array_equal(m, lab):
+        ra, rb = parent[a], parent[b]
+        diff = ra != rb
+        if not diff.any():
             break
-        lab = m
-    ids = np.unique(lab[mask])
+        a, b, ra, rb = a[diff], b[diff], ra[diff], rb[diff]  # edges already inside one tree stay there
+        np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
+        while True:  # pointer jumping until every pixel points at its root
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+    roots = parent.reshape(h, w)[mask]
+    ids = np.unique(roots)  # sorted roots = each component's first pixel in raster order
     out = np.zeros((h, w), np.int32)
-    if len(ids):
-        remap = np.zeros(big + 1, np.int32)
-        remap[ids] = np.arange(1, len(ids) + 1)
-        out[mask] = remap[lab[mask]]
+    out[mask] = np.searchsorted(ids, roots) + 1
     return out, len(ids)
 
 
@@ -151,43 +147,35 @@ def save_png(img: Image.Image, path: Path) -> None:
         img.save(fh, format="PNG")
 
 
-TILE_MODES = ("auto", "on", "off")
-
-
-def use_tiles(tile: str, img: Image.Image, spec, window: int | None = None) -> bool:
-    """``auto`` tiles an image more than twice the window (default: the model's input) on a side: a field, not a cell patch."""
-    if tile not in TILE_MODES:
-        raise ValueError(f"tile mode {tile!r}: valid choices are {', '.join(TILE_MODES)}")
-    kh, kw = (window, window) if window else (spec.input_height, spec.input_width)
-    return tile == "on" or (tile == "auto" and (img.width > 2 * kw or img.height > 2 * kh))
-
-
-def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5, tile: str = "auto",
-                 min_area_frac: float = 1 / 32, window: int | None = None) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """WBC and nucleus masks at the image's size, and whether it was tiled.
+def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5, tile: bool = False,
+                 min_area_frac: float = 1 / 32, window: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """WBC and nucleus masks at the image's size: the whole image resized to the model's input, or
+    with ``tile`` windows at native scale (``predict_tiled``).
 
     WBC components smaller than ``min_area_frac`` of the model's input area, counted at the scale
     the model saw them (specks: platelets, debris), are dropped, and the nucleus map is kept only inside the WBC mask.
     """
-    tiled = use_tiles(tile, img, seg.spec, window)
-    maps = seg.predict_tiled(img, window) if tiled else seg.predict_image(img)
+    if window is not None and not tile:
+        raise ValueError(f"window {window} px applies to tiling only: tile the image, or leave the window out")
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    maps = seg.predict_tiled(img, window) if tile else seg.predict_image(img)
     labels = seg.spec.labels
     area = seg.spec.input_height * seg.spec.input_width
     # image pixels per model pixel
-    scale = (window * window / area if window else 1.0) if tiled else img.width * img.height / area
+    scale = (window * window / area if window else 1.0) if tile else img.width * img.height / area
     wbc = drop_small(maps[..., labels.index("wbc")] > threshold, min_area_frac * area * scale)
     nucleus = (maps[..., labels.index("nucleus")] > threshold) & wbc if "nucleus" in labels else None
-    return wbc, nucleus, tiled
+    return wbc, nucleus
 
 
-def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = 0.5, tile: str = "auto",
+def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = 0.5, tile: bool = False,
                  min_area_frac: float = 1 / 32, window: int | None = None) -> dict:
     img = load_image(path)
-    wbc, nucleus, tiled = segment_maps(seg, img, threshold, tile, min_area_frac, window)
+    wbc, nucleus = segment_maps(seg, img, threshold, tile, min_area_frac, window)
     stem = Path(path).stem
     save_png(Image.fromarray((wbc * 255).astype(np.uint8), "L"), out_dir / f"{stem}.mask.png")
     if nucleus is not None:
         save_png(Image.fromarray((nucleus * 255).astype(np.uint8), "L"), out_dir / f"{stem}.nucleus.png")
     save_png(overlay(img, wbc, nucleus), out_dir / f"{stem}.overlay.png")
-    return {"file": str(path), "width": img.width, "height": img.height, "tiled": tiled, "wbc_fraction": float(wbc.mean()),
+    return {"file": str(path), "width": img.width, "height": img.height, "tiled": tile, "wbc_fraction": float(wbc.mean()),
             "nucleus_fraction": float(nucleus.mean()) if nucleus is not None else None}

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from edge_wbc.cli import app
 from edge_wbc.preprocess import load_image
 from edge_wbc.segdata import dice_iou, label_grid, load_seg_dataset, voc_boxes
-from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, drop_small, label_components, segment_maps, use_tiles
+from edge_wbc.segment import TFLiteSegmenter, boxes_from_map, drop_small, label_components, segment_maps
 from edge_wbc.spec import ModelSpec
 
 runner = CliRunner()
@@ -171,30 +171,42 @@ def test_segmenter_int8_tracks_float(tiny_unet):
     assert np.abs(got - f).max() < 0.1
 
 
-def test_tiled_prediction_matches_the_model_on_one_window_and_covers_any_size(tiny_unet, data_root):
-    d, _, x = tiny_unet
-    seg = TFLiteSegmenter(d / "int8.tflite")
-    np.testing.assert_allclose(seg.predict_tiled(Image.fromarray(x[0])), seg.predict(x[:1])[0], atol=1e-6)
-    field = load_image(data_root / "sigtuple/Test_data/029E137BB177.jpg")  # 335 x 392
-    p = seg.predict_tiled(field)
-    assert p.shape == (392, 335, 2) and 0 <= p.min() and p.max() <= 1
-    small = Image.fromarray(x[1][:40, :30])  # smaller than the 64 px window: padded, then cropped back
-    assert seg.predict_tiled(small).shape == (40, 30, 2)
-    # a 128 px window (a model trained on upscaled patches): each window is resized to the 64 px input
-    big = Image.fromarray(np.kron(x[0], np.ones((2, 2, 1), np.uint8)))
-    np.testing.assert_allclose(seg.predict_tiled(big, window=128), seg.predict_image(big), atol=1e-6)
-    with pytest.raises(ValueError, match="tile window 4 px: use at least 8 px"):
-        seg.predict_tiled(big, window=4)
+def _red_map(img, rim=0):
+    """A stand-in model: the window's red channel as its probability map, 0 on a rim of ``rim`` px."""
+    a = np.asarray(img, np.float32)[..., :1] / 255.0
+    out = np.concatenate([a, 1 - a], axis=-1)
+    if rim:
+        out[:rim], out[-rim:], out[:, :rim], out[:, -rim:] = 0, 0, 0, 0
+    return out
 
 
-def test_tile_mode_choice_and_errors(tiny_unet):
+def test_tiled_prediction_puts_every_window_back_in_place(tiny_unet, rng, monkeypatch):
     d, _, _ = tiny_unet
-    spec = TFLiteSegmenter(d / "int8.tflite").spec  # 64 x 64
-    assert not use_tiles("auto", Image.new("RGB", (128, 128)), spec)
-    assert use_tiles("auto", Image.new("RGB", (129, 60)), spec)
-    assert use_tiles("on", Image.new("RGB", (64, 64)), spec) and not use_tiles("off", Image.new("RGB", (900, 900)), spec)
-    with pytest.raises(ValueError, match="tile mode 'yes': valid choices are auto, on, off"):
-        use_tiles("yes", Image.new("RGB", (64, 64)), spec)
+    seg = TFLiteSegmenter(d / "int8.tflite")  # 64 x 64 input
+    monkeypatch.setattr(seg, "predict_image", _red_map)
+    for h, w in [(1, 1), (1, 300), (40, 30), (64, 64), (150, 233)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        got = seg.predict_tiled(Image.fromarray(img))
+        assert got.shape == (h, w, 2)
+        np.testing.assert_allclose(got[..., 0], img[..., 0] / 255.0, atol=1e-5)  # each pixel where it came from
+    img = rng.integers(0, 256, (150, 233, 3), dtype=np.uint8)
+    np.testing.assert_allclose(seg.predict_tiled(Image.fromarray(img), window=100)[..., 0], img[..., 0] / 255.0, atol=1e-5)
+    # a model that fails at its window's rim: the Hann weight lets the windows that see a pixel near
+    # their centre decide it (a flat average would pull rim pixels a quarter of the way to 0)
+    monkeypatch.setattr(seg, "predict_image", lambda im: _red_map(im, rim=2))
+    got = seg.predict_tiled(Image.fromarray(img))[..., 0]
+    assert np.abs(got - img[..., 0] / 255.0).max() < 0.02
+    with pytest.raises(ValueError, match="tile window 4 px: use at least 8 px"):
+        seg.predict_tiled(Image.fromarray(img), window=4)
+
+
+def test_tiled_prediction_with_the_real_model(tiny_unet, data_root):
+    d, _, _ = tiny_unet
+    seg = TFLiteSegmenter(d / "int8.tflite")
+    field = load_image(data_root / "sigtuple/Test_data/029E137BB177.jpg")  # 335 x 392
+    for window in (None, 128):  # 128 px windows are resized to the 64 px input
+        p = seg.predict_tiled(field, window)
+        assert p.shape == (392, 335, 2) and 0 <= p.min() and p.max() <= 1
 
 
 def test_segment_maps_drops_specks_and_keeps_nuclei_inside_cells(tiny_unet, monkeypatch):
@@ -207,18 +219,19 @@ def test_segment_maps_drops_specks_and_keeps_nuclei_inside_cells(tiny_unet, monk
     monkeypatch.setattr(seg, "predict_tiled", lambda img, window=None: maps)
     monkeypatch.setattr(seg, "predict_image", lambda img: maps)
     field = Image.new("RGB", (300, 200))
-    wbc, nuc, tiled = segment_maps(seg, field, min_area_frac=0.0)
-    assert tiled and wbc.sum() == 2600 and nuc.sum() == 2500  # nothing dropped; the stray nucleus is
-    wbc, _, _ = segment_maps(seg, field, min_area_frac=0.5)  # >= 2048 px at native scale: the speck goes
+    wbc, nuc = segment_maps(seg, field, tile=True, min_area_frac=0.0)
+    assert wbc.sum() == 2600 and nuc.sum() == 2500  # nothing dropped; the stray nucleus is
+    wbc, _ = segment_maps(seg, field, tile=True, min_area_frac=0.5)  # >= 2048 px at native scale: the speck goes
     assert wbc.sum() == 2500
-    assert segment_maps(seg, field, min_area_frac=0.7)[0].sum() == 0  # 2867 px > 2500
+    assert segment_maps(seg, field, tile=True, min_area_frac=0.7)[0].sum() == 0  # 2867 px > 2500
     # resized, area counts at the model's scale: 60000 image px are 4096 model px, so 0.5 is 30000 px
-    wbc, _, tiled = segment_maps(seg, field, tile="off", min_area_frac=0.5)
-    assert not tiled and wbc.sum() == 0
-    assert segment_maps(seg, field, tile="off", min_area_frac=0.04)[0].sum() == 2500  # 2400 px
+    assert segment_maps(seg, field, min_area_frac=0.5)[0].sum() == 0
+    assert segment_maps(seg, field, min_area_frac=0.04)[0].sum() == 2500  # 2400 px
     # tiled with a 100 px window: the fraction is of the window's 10000 px
-    assert segment_maps(seg, field, min_area_frac=0.2, window=100)[0].sum() == 2500  # 2000 px
-    assert segment_maps(seg, field, min_area_frac=0.3, window=100)[0].sum() == 0  # 3000 px
+    assert segment_maps(seg, field, tile=True, min_area_frac=0.2, window=100)[0].sum() == 2500  # 2000 px
+    assert segment_maps(seg, field, tile=True, min_area_frac=0.3, window=100)[0].sum() == 0  # 3000 px
+    with pytest.raises(ValueError, match="window 100 px applies to tiling only"):
+        segment_maps(seg, field, window=100)
 
 
 def test_segment_cli_writes_masks_at_input_size(tiny_unet, data_root, tmp_path):
@@ -233,6 +246,19 @@ def test_segment_cli_writes_masks_at_input_size(tiny_unet, data_root, tmp_path):
     assert set(np.unique(np.asarray(Image.open(tmp_path / "001.mask.png")))) <= {0, 255}
     big = next(p for p in sorted((data_root / "sigtuple/Test_data").glob("*.jpg")) if not p.stem.endswith("-mask"))
     assert Image.open(tmp_path / f"{big.stem}.mask.png").size == Image.open(big).size
+
+
+def test_segment_cli_tiles_fields_on_request(tiny_unet, data_root, tmp_path):
+    d, _, _ = tiny_unet
+    field = data_root / "sigtuple/Test_data/029E137BB177.jpg"
+    r = runner.invoke(app, ["segment", str(field), "--model", str(d / "int8.tflite"), "--out", str(tmp_path), "--tile", "--window", "128"])
+    assert r.exit_code == 0, r.output
+    assert "segmented 1 image(s), tiled in 128x128 px windows" in r.output
+    assert Image.open(tmp_path / "029E137BB177.mask.png").size == Image.open(field).size
+    r = runner.invoke(app, ["segment", str(field), "--model", str(d / "int8.tflite"), "--out", str(tmp_path), "--window", "128"])
+    assert r.exit_code == 2 and "--window 128 applies with --tile only" in r.output
+    r = runner.invoke(app, ["segment", str(field), "--model", str(d / "int8.tflite"), "--out", str(tmp_path), "--tile", "--window", "4"])
+    assert r.exit_code == 2 and "--window" in r.output
 
 
 def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
