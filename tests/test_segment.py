@@ -330,3 +330,22 @@ def test_sigtuple_test_eval_runs_on_the_official_test_masks(tiny_unet, data_root
     assert all(0 <= w["dice"] <= 1 and w["area"] >= 1536 for w in res["windows"])
     assert res["dice_ci95"][0] <= res["dice"] <= res["dice_ci95"][1]
     assert set(res["full_image"]) == {"tiled", "resized"} and len(res["full_image"]["tiled"]["per_image"]) == 13
+
+
+def test_seg_eval_reports_pixel_and_label_grid_scores(tiny_unet, data_root, tmp_path, monkeypatch):
+    d, _, _ = tiny_unet  # a 64 px model on the "seg" dataset: SigTuple's 4 px blocks are 2 px here
+    bench = _load_benchmark("seg_eval")
+    monkeypatch.setenv("EDGE_WBC_DATA", str(data_root))
+    monkeypatch.setattr("sys.argv", ["x", str(d), "--split", "val", "--json", str(tmp_path / "v.json")])
+    bench.main()
+    r = json.loads((tmp_path / "v.json").read_text())
+    assert r["split"] == "val" and r["label_grids"] == {"wbc/sigtuple": 2}
+    res = r["int8.tflite"]
+    assert set(res) == {"wbc/sigtuple", "wbc/wbcseg", "nucleus/wbcseg"}  # no "/all" rows, no SigTuple nucleus
+    sig = res["wbc/sigtuple"]
+    assert sig["grid"] == 2 and sig["dice_grid_ci95"][0] <= sig["dice_grid"] <= sig["dice_grid_ci95"][1] and sig["n"] == 16
+    assert "dice_grid" not in res["wbc/wbcseg"]
+    monkeypatch.setattr("sys.argv", ["x", str(d), "--split", "val", "--grid", "4", "--json", str(tmp_path / "g.json")])
+    bench.main()
+    g = json.loads((tmp_path / "g.json").read_text())["int8.tflite"]
+    assert all(v["grid"] == 4 for v in g.values()) and g["wbc/wbcseg"]["dice"] == res["wbc/wbcseg"]["dice"]

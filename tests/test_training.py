@@ -155,6 +155,21 @@ def test_seg_refit_trains_on_train_plus_val_and_keeps_the_last_epoch(tmp_path, d
         HParams(model="tiny", refit=True)
 
 
+def test_seg_training_reports_dice_at_the_label_grid(tmp_path, data_root):
+    from edge_wbc.training.segment import train_seg
+    from edge_wbc.training.train import HParams
+
+    lines = []  # SigTuple's 4 px annotation blocks are 2 px at 64 px
+    m = train_seg(HParams(model="unet", dataset="sigtuple", size=64, epochs=1, batch=4, limit=10, model_kwargs={"base": 4, "depth": 2}),
+                  tmp_path / "s", data=data_root, verbose=0, log=lines.append)
+    rep = m["segmentation"]["wbc/all"]
+    assert rep["grid"] == 2 and 0 <= rep["dice_grid"] <= 1 and len(rep["dice_grid_per_image"]) == rep["n"] == 10
+    assert "nucleus/all" not in m["segmentation"]  # SigTuple has no nucleus masks
+    saved = ModelSpec.load(tmp_path / "s").metrics["wbc/all"]
+    assert saved["grid"] == 2 and saved["dice_grid"] == rep["dice_grid"] and "dice_grid_per_image" not in saved
+    assert f"wbc/all Dice {rep['dice']:.4f} ({rep['dice_grid']:.4f} at its 2 px label grid)" in lines[-1]
+
+
 def test_classifier_training_uses_jitter_and_ema(tmp_path, data_root, monkeypatch):
     from edge_wbc.training import train as train_mod
 
