@@ -1,11 +1,16 @@
-"""Evaluate `edge-wbc count` on the BCCD held-out smears (BCCD/ImageSets/Main/test.txt).
+"""Evaluate `edge-wbc count` on held-out smears: BCCD (BCCD/ImageSets/Main/test.txt), or SigTuple.
 
-Localization: every VOC `WBC` box vs the detected boxes, greedy matching at IoU >= 0.5 ->
-recall, precision, mean absolute count error per smear. Subtype: the largest detected cell of
+Localization: every ground-truth WBC box vs the detected boxes, greedy matching at IoU >= 0.5 ->
+recall, precision, mean absolute count error per smear. Subtype (BCCD): the largest detected cell of
 each smear vs `labels.csv` (rows that are blank or list two subtypes are skipped). Speed: the whole
-pipeline (decode, detect, crop, classify) per 640x480 smear at 1 thread, p50 over the test smears.
+pipeline (decode, detect, crop, classify) per smear at 1 thread, p50 over the test smears.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/count_eval.py [--detector ...] [--classifier ...] [--split test]
+``--dataset sigtuple`` runs `edge-wbc count --tile` (the cell U-Net in windows at native scale) on
+the 13 official SigTuple test fields that have masks. Their ground-truth boxes are the mask components
+at least as large as the smallest WBC mask of the SigTuple training split. There are no subtype labels.
+``--no-tile`` shows what the BCCD smear detector does there.
+
+    EDGE_WBC_DATA=../shared/data python benchmarks/count_eval.py [--dataset bccd|sigtuple] [--detector ...] [--classifier ...] [--split test]
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from edge_wbc.count import UNCERTAIN, SmearCounter
 from edge_wbc.data import data_root
-from edge_wbc.segdata import bccd_split_names, voc_boxes
+from edge_wbc.segdata import bccd_split_names, mask_boxes, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,28 +52,41 @@ def match(gt, pred, thr=0.5) -> int:
     return tp
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--detector", default=str(REPO / "android_assets" / "smear_unet_int8.tflite"))
-    ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
-    root = data_root(a.data) / "bccd"
-    names = bccd_split_names(root)[a.split]
+def bccd_smears(root: Path, split: str):
+    """(path, ground-truth boxes, subtype or None) of the BCCD smears of a split."""
     labels = {}
     with open(root / "labels.csv", newline="") as fh:
         for row in csv.DictReader(fh):
             cat = (row.get("Category") or "").strip()
             if cat and "," not in cat:
                 labels[f"BloodImage_{int(row['Image']):05d}"] = cat.lower()
-    sc = SmearCounter(a.detector, a.classifier, threads=1)
+    return [(root / "BCCD" / "JPEGImages" / f"{n}.jpg", voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml"), labels.get(n))
+            for n in bccd_split_names(root)[split]]
+
+
+def sigtuple_smears(root: Path):
+    min_area = sigtuple_min_wbc_area(root)
+    return [(img, mask_boxes(np.asarray(Image.open(m).convert("L")) >= 128, min_area), None) for img, m in sigtuple_test_fields(root)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple"))
+    ap.add_argument("--detector", help="default: the shipped smear unet for bccd, the shipped cell unet (tiled) for sigtuple")
+    ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
+    ap.add_argument("--tile", action=argparse.BooleanOptionalAction, help="tiled detection (default: on for sigtuple, off for bccd)")
+    ap.add_argument("--split", default="test", help="bccd split")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    tile = a.tile if a.tile is not None else a.dataset == "sigtuple"
+    detector = a.detector or str(REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"))
+    root = data_root(a.data)
+    smears = bccd_smears(root / "bccd", a.split) if a.dataset == "bccd" else sigtuple_smears(root)
+    sc = SmearCounter(detector, a.classifier, threads=1, tile=tile)
     tp = n_gt = n_pred = 0
     count_err, times, sub_ok, sub_n, sub_unc = [], [], 0, 0, 0
-    for n in names:
-        path = root / "BCCD" / "JPEGImages" / f"{n}.jpg"
-        gt = voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml")
+    for path, gt, subtype in smears:
         t0 = time.perf_counter()
         r = sc.count_image(path)
         times.append((time.perf_counter() - t0) * 1e3)
@@ -76,18 +95,19 @@ def main():
         n_gt += len(gt)
         n_pred += len(pred)
         count_err.append(abs(len(pred) - len(gt)))
-        if n in labels and labels[n] in sc.clf.labels and r["cells"]:
+        if subtype in sc.clf.labels and r["cells"]:
             main_cell = max(r["cells"], key=lambda c: (c["box"][2] - c["box"][0]) * (c["box"][3] - c["box"][1]))
             sub_n += 1
-            sub_ok += main_cell["class"] == labels[n]
+            sub_ok += main_cell["class"] == subtype
             sub_unc += main_cell["label"] == UNCERTAIN
-    res = {"split": a.split, "smears": len(names), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
+    res = {"dataset": a.dataset, "split": a.split if a.dataset == "bccd" else "Test_data (masked)", "tiled": tile,
+           "smears": len(smears), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
            "recall": tp / n_gt if n_gt else None, "precision": tp / n_pred if n_pred else None,
            "count_mae": float(np.mean(count_err)), "exact_count_share": float(np.mean([e == 0 for e in count_err])),
            "subtype_n": sub_n, "subtype_accuracy": sub_ok / sub_n if sub_n else None,
            "subtype_uncertain_share": sub_unc / sub_n if sub_n else None,
            "ms_per_smear_p50": float(np.percentile(times, 50)), "ms_per_smear_p90": float(np.percentile(times, 90)),
-           "detector": Path(a.detector).name, "classifier": Path(a.classifier).name,
+           "detector": Path(detector).name, "classifier": Path(a.classifier).name,
            "uncertain_below": sc.uncertain_below, "temperature": sc.temperature}
     print(json.dumps(res, indent=2))
     if a.json:

@@ -27,9 +27,8 @@ from PIL import Image
 
 from edge_wbc.data import data_root
 from edge_wbc.preprocess import load_image
-from edge_wbc.segdata import dice_iou, load_sigtuple
+from edge_wbc.segdata import dice_iou, sigtuple_min_wbc_area, sigtuple_test_fields
 from edge_wbc.segment import TFLiteSegmenter, label_components, segment_maps
-from edge_wbc.spec import ModelSpec
 
 PATCH = 128  # SigTuple's training patches: 128 px at the test images' magnification
 
@@ -50,12 +49,6 @@ def windows(mask: np.ndarray, size: int, min_area: int):
     return out
 
 
-def smallest_training_wbc(root: Path) -> int:
-    """Area (px) of the smallest WBC mask in the SigTuple training split, at the native 128 px."""
-    tr = load_sigtuple(root, ModelSpec("segmentation", PATCH, PATCH, ("wbc", "nucleus")))["train"]
-    return int((tr.labels[..., 0] > 0.5).sum(axis=(1, 2)).min())
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="+", type=Path, help=".tflite segmenters (model.json beside each)")
@@ -65,10 +58,8 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     root = data_root(a.data)
-    d = root / "sigtuple" / "Test_data"
-    pairs = sorted((p, p.with_name(f"{p.stem}-mask.jpg")) for p in d.glob("*.jpg") if not p.stem.endswith("-mask"))
-    pairs = [(i, m) for i, m in pairs if m.is_file()]
-    min_area = a.min_area if a.min_area is not None else smallest_training_wbc(root)
+    pairs = sigtuple_test_fields(root)
+    min_area = a.min_area if a.min_area is not None else sigtuple_min_wbc_area(root)
     res = {"images": len(pairs), "window": PATCH, "min_area": min_area}
     for f in a.models:
         seg = TFLiteSegmenter(f)

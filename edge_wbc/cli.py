@@ -416,6 +416,7 @@ def segment(
                               "patches, wrong for a field."),
     window: Optional[int] = typer.Option(None, min=8, help="With --tile: window size in image pixels, e.g. the training "
                                          "patches' size in your images' magnification (default: the model's input size)."),
+    # the default is edge_wbc.segment.SPECK_FRAC (a test checks): the CLI does not import the runtime to start
     min_area_frac: float = typer.Option(1 / 32, min=0.0, max=1.0, help="Drop WBC components smaller than this fraction of the "
                                         "model's input area, at the model's scale (specks: platelets, debris)."),
     threads: int = typer.Option(1, min=1),
@@ -453,9 +454,14 @@ def count(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     csv_out: Optional[Path] = typer.Option(None, "--csv"),
-    detector: Optional[Path] = typer.Option(None, help="Smear WBC detector .tflite (default: shipped smear unet int8)."),
+    detector: Optional[Path] = typer.Option(None, help="WBC detector .tflite (default: the shipped smear unet int8, or with "
+                                            "--tile the shipped cell unet int8)."),
     classifier: Optional[Path] = typer.Option(None, help="WBC crop classifier .tflite (default: shipped bccd4 int8)."),
     uncertain_below: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Override the classifier's threshold."),
+    tile: bool = typer.Option(False, "--tile", help="Find WBCs with the cell segmenter in windows at native scale, for smear "
+                              "fields at the magnification of its training patches (SigTuple fields; WBCs about 60 px across). "
+                              "Without it the whole smear is resized for the BCCD smear detector (640x480 BCCD fields)."),
+    window: Optional[int] = typer.Option(None, min=8, help="With --tile: window size in image pixels (default: the detector's input size)."),
     threads: int = typer.Option(1, min=1),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
 ):
@@ -463,9 +469,12 @@ def count(
     from .count import UNCERTAIN, SmearCounter, summarize, write_outputs
     from .data import iter_inputs
 
+    if window is not None and not tile:
+        fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
     try:
-        sc = SmearCounter(detector or _default_asset("smear_unet_int8.tflite"),
-                          classifier or _default_asset("bccd4_int8.tflite"), threads=threads, uncertain_below=uncertain_below)
+        sc = SmearCounter(detector or _default_asset("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
+                          classifier or _default_asset("bccd4_int8.tflite"), threads=threads, uncertain_below=uncertain_below,
+                          tile=tile, window=window)
     except EdgeWBCError as e:
         fail(str(e))
     results, bad = [], []

@@ -1,8 +1,11 @@
-"""Smear -> WBC differential: find WBCs with the smear U-Net, classify each crop, count.
+"""Smear -> WBC differential: find WBCs with a U-Net, classify each crop, count.
 
-Detection: the ``unet`` smear model (trained on BCCD smears with their VOC WBC boxes as targets)
-gives a WBC probability map at its input size; 4-connected components above 0.5 become boxes,
-scaled to the original image. Each box is cropped as a square of side max(w, h) around its centre
+Detection, two ways. By default the ``unet`` smear model (trained on BCCD smears with their VOC WBC
+boxes as targets) gives a WBC probability map of the whole smear resized to its input; 4-connected
+components above 0.5 become boxes, scaled to the original image. With ``tile`` (fields at the
+magnification of the cell segmenter's training patches, e.g. SigTuple smears, where the BCCD
+detector's cells would be a few pixels wide) the cell segmenter runs in windows at native scale
+(``TFLiteSegmenter.predict_tiled``) and the components of its WBC map, less specks, become boxes. Each box is cropped as a square of side max(w, h) around its centre
 (as the BCCD crops are) and classified. A crop whose calibrated confidence is below the
 classifier's ``uncertain_below`` (chosen on val, stored in its model.json metrics) is reported as
 ``uncertain``, never forced into a class.
@@ -18,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import ImageError
+from .errors import ImageError, ModelError
 from .io import atomic_open, atomic_write_text
 from .preprocess import load_image, resize_image
 from .runtime import TFLiteClassifier
-from .segment import TFLiteSegmenter, boxes_from_map, save_png
+from .segment import SPECK_FRAC, TFLiteSegmenter, boxes_from_map, save_png
 
 UNCERTAIN = "uncertain"
 
@@ -47,8 +50,13 @@ def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
 
 class SmearCounter:
     def __init__(self, detector: str | Path, classifier: str | Path, threads: int = 1, threshold: float = 0.5,
-                 uncertain_below: float | None = None):
+                 uncertain_below: float | None = None, tile: bool = False, window: int | None = None):
+        if window is not None and not tile:
+            raise ValueError(f"window {window} px applies to tiled detection only")
         self.det = TFLiteSegmenter(detector, num_threads=threads)
+        if "wbc" not in self.det.spec.labels:
+            raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
+        self.tile, self.window = tile, window
         self.clf = TFLiteClassifier(classifier, num_threads=threads)
         m = self.clf.spec.metrics or {}
         self.temperature = float(m.get("temperature", 1.0))
@@ -56,7 +64,12 @@ class SmearCounter:
         self.threshold = threshold
 
     def detect(self, img: Image.Image) -> list[tuple[list[int], float]]:
-        prob = self.det.predict(resize_image(img, self.det.spec)[None])[0][..., 0]
+        c = self.det.spec.labels.index("wbc")
+        if self.tile:
+            prob = self.det.predict_tiled(img, self.window)[..., c]
+            kh, kw = (self.window, self.window) if self.window else (self.det.spec.input_height, self.det.spec.input_width)
+            return [(box, p) for box, p, _ in boxes_from_map(prob, self.threshold, SPECK_FRAC * kh * kw / prob.size)]
+        prob = self.det.predict(resize_image(img, self.det.spec)[None])[0][..., c]
         sx, sy = img.width / self.det.spec.input_width, img.height / self.det.spec.input_height
         out = []
         for (x0, y0, x1, y1), p, _ in boxes_from_map(prob, self.threshold):

@@ -74,6 +74,35 @@ def load_sigtuple(root: Path, spec: ModelSpec, seed: int = 0) -> dict[str, Split
     return out
 
 
+def sigtuple_test_fields(root: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) of the official SigTuple test fields that have a mask (``Test_data/*-mask.jpg``)."""
+    d = root / "sigtuple" / "Test_data"
+    if not d.is_dir():
+        raise DataError(f"{d}: sigtuple not found under the data root")
+    pairs = [(p, p.with_name(f"{p.stem}-mask.jpg")) for p in sorted(d.glob("*.jpg")) if not p.stem.endswith("-mask")]
+    return [(i, m) for i, m in pairs if m.is_file()]
+
+
+def sigtuple_min_wbc_area(root: Path, seed: int = 0) -> int:
+    """Pixels of the smallest WBC mask in the SigTuple training split, at the patches' native 128 px:
+    the floor below which an annotated component of a test field is not taken for a WBC."""
+    tr = load_sigtuple(root, ModelSpec("segmentation", 128, 128, CELL_LABELS), seed)["train"]
+    return int((tr.labels[..., 0] > 0.5).sum(axis=(1, 2)).min())
+
+
+def mask_boxes(mask: np.ndarray, min_area: int) -> list[list[int]]:
+    """Boxes [x0, y0, x1, y1] (exclusive max) of the 4-connected components of ``min_area`` px or more."""
+    from .segment import label_components
+
+    lab, n = label_components(mask)
+    boxes = []
+    for k in range(1, n + 1):
+        ys, xs = np.nonzero(lab == k)
+        if len(ys) >= min_area:
+            boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+    return boxes
+
+
 def voc_boxes(xml_path: Path, name: str = "WBC") -> list[tuple[int, int, int, int]]:
     root = ET.parse(xml_path).getroot()
     boxes = []

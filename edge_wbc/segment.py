@@ -12,6 +12,10 @@ from .io import atomic_open
 from .preprocess import load_image, resize_image
 from .runtime import TFLiteClassifier
 
+# WBC components smaller than this share of the model's window (at the model's scale) are specks:
+# platelets, debris. The smallest SigTuple training WBC is 1,536 px of 16,384 (about 1/11).
+SPECK_FRAC = 1 / 32
+
 
 class TFLiteSegmenter(TFLiteClassifier):
     """A ``.tflite`` segmentation model: raw pixels in, one probability map per label out."""
@@ -148,7 +152,7 @@ def save_png(img: Image.Image, path: Path) -> None:
 
 
 def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5, tile: bool = False,
-                 min_area_frac: float = 1 / 32, window: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 min_area_frac: float = SPECK_FRAC, window: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """WBC and nucleus masks at the image's size: the whole image resized to the model's input, or
     with ``tile`` windows at native scale (``predict_tiled``).
 
@@ -169,7 +173,7 @@ def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5,
 
 
 def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = 0.5, tile: bool = False,
-                 min_area_frac: float = 1 / 32, window: int | None = None) -> dict:
+                 min_area_frac: float = SPECK_FRAC, window: int | None = None) -> dict:
     img = load_image(path)
     wbc, nucleus = segment_maps(seg, img, threshold, tile, min_area_frac, window)
     stem = Path(path).stem

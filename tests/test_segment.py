@@ -296,6 +296,62 @@ def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
     assert len(list((tmp_path / "ann").glob("*.count.png"))) == 2
 
 
+def test_count_tiles_fields_with_the_cell_segmenter(tiny_unet, tiny_converted, data_root, tmp_path, monkeypatch):
+    from edge_wbc.count import SmearCounter
+
+    d, _, _ = tiny_unet  # a cell segmenter (wbc, nucleus), 64 px windows
+    field = data_root / "sigtuple/Test_data/029E137BB177.jpg"
+    sc = SmearCounter(d / "int8.tflite", tiny_converted / "int8.tflite", tile=True)
+    seen = []
+    real = sc.det.predict_tiled
+    monkeypatch.setattr(sc.det, "predict_tiled", lambda img, window=None: seen.append((img.size, window)) or real(img, window))
+    r = sc.count_image(field)
+    assert seen == [((335, 392), None)]  # the field at native scale, not resized
+    assert sum(r["counts"].values()) == len(r["cells"])
+    for c in r["cells"]:
+        x0, y0, x1, y1 = c["box"]
+        assert 0 <= x0 < x1 <= 335 and 0 <= y0 < y1 <= 392
+        assert (x1 - x0) * (y1 - y0) >= 64 * 64 / 32  # no speck boxes
+    r = runner.invoke(app, ["count", str(field), "--tile", "--detector", str(d / "int8.tflite"), "--classifier",
+                            str(tiny_converted / "int8.tflite"), "--json", str(tmp_path / "c.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "c.json").read_text())["images"][0]["width"] == 335
+    r = runner.invoke(app, ["count", str(field), "--window", "128"])
+    assert r.exit_code == 2 and "--window 128 applies with --tile only" in r.output
+    with pytest.raises(ValueError, match="window 128 px applies to tiled detection only"):
+        SmearCounter(d / "int8.tflite", tiny_converted / "int8.tflite", window=128)
+
+
+def test_count_refuses_a_detector_without_a_wbc_map(tiny_unet, tiny_converted, tmp_path):
+    from edge_wbc.count import SmearCounter
+    from edge_wbc.errors import ModelError
+
+    d, _, _ = tiny_unet
+    shutil.copy(d / "int8.tflite", tmp_path / "int8.tflite")
+    ModelSpec.load(d).replace(labels=("cytoplasm", "nucleus")).save(tmp_path)
+    with pytest.raises(ModelError, match=r"detector labels \['cytoplasm', 'nucleus'\] have no 'wbc' map"):
+        SmearCounter(tmp_path / "int8.tflite", tiny_converted / "int8.tflite")
+
+
+def test_speck_default_is_one_value():
+    import inspect
+
+    from edge_wbc.cli import segment
+    from edge_wbc.segment import SPECK_FRAC
+
+    assert inspect.signature(segment).parameters["min_area_frac"].default.default == SPECK_FRAC
+
+
+def test_count_eval_on_sigtuple_fields_uses_mask_components(data_root, tmp_path, monkeypatch):
+    bench = _load_benchmark("count_eval")
+    monkeypatch.setattr("sys.argv", ["x", "--dataset", "sigtuple", "--data", str(data_root), "--json", str(tmp_path / "s.json")])
+    bench.main()
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert r["tiled"] and r["detector"] == "wbc_unet_int8.tflite" and r["smears"] == 13 and r["gt_wbc"] == 19
+    assert r["subtype_n"] == 0 and r["subtype_accuracy"] is None  # SigTuple fields have no subtype labels
+    assert 0 <= r["true_positives"] <= min(r["gt_wbc"], r["detected"])
+
+
 def _load_benchmark(name):
     import importlib.util
     from pathlib import Path
