@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def main():
     for f in a.models:
         seg = TFLiteSegmenter(f)
         c = seg.spec.labels.index("wbc")
-        rows, full = [], {"tiled": [], "resized": []}
+        rows, full, ms = [], {"tiled": [], "resized": []}, []
         for img_path, mask_path in pairs:
             pil = load_image(img_path)
             img = np.asarray(pil)
@@ -76,7 +77,10 @@ def main():
                 dice, iou = dice_iou(prob[None], mask[None, y0 : y0 + PATCH, x0 : x0 + PATCH].astype(float))
                 rows.append({"image": img_path.name, "window": [x0, y0], "area": area, "dice": round(float(dice[0]), 4), "iou": round(float(iou[0]), 4)})
             for mode, kw in (("tiled", {"tile": True, "window": PATCH}), ("resized", {"tile": False, "min_area_frac": 0.0})):
+                t0 = time.perf_counter()
                 wbc = segment_maps(seg, pil, **kw)[0]
+                if mode == "tiled":
+                    ms.append((time.perf_counter() - t0) * 1e3)
                 full[mode].append(round(float(dice_iou(wbc[None].astype(float), mask[None].astype(float))[0][0]), 4))
         dice = np.array([r["dice"] for r in rows])
         boot = dice[np.random.default_rng(0).integers(0, len(dice), (2000, len(dice)))].mean(axis=1)
@@ -84,7 +88,9 @@ def main():
                        "dice_median": round(float(np.median(dice)), 4), "dice_ci95": [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])],
                        "windows": rows,
                        "full_image": {m: {"dice": round(float(np.mean(v)), 4), "per_image": dict(zip((i.name for i, _ in pairs), v))}
-                                      for m, v in full.items()}}
+                                      for m, v in full.items()},
+                       # image to masks at 1 thread, per field (335-1316 px wide); the first call includes warm-up
+                       "tiled_ms_per_field": dict(zip((i.name for i, _ in pairs), (round(v, 1) for v in ms)))}
         print(f"{f}: {len(rows)} WBC windows in {len(pairs)} images, Dice {dice.mean():.4f} (median {np.median(dice):.4f}, "
               f"95 % interval {res[f.name]['dice_ci95']}), IoU {res[f.name]['iou']:.4f}; whole images: Dice "
               f"{res[f.name]['full_image']['tiled']['dice']:.4f} tiled, {res[f.name]['full_image']['resized']['dice']:.4f} resized")
