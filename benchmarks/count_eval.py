@@ -26,7 +26,8 @@ from PIL import Image
 
 from edge_wbc.count import UNCERTAIN, SmearCounter
 from edge_wbc.data import data_root
-from edge_wbc.segdata import bccd_split_names, mask_boxes, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
+from edge_wbc.segdata import bccd_split_names, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
+from edge_wbc.segment import component_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,8 @@ def bccd_smears(root: Path, split: str):
 
 def sigtuple_smears(root: Path):
     min_area = sigtuple_min_wbc_area(root)
-    return [(img, mask_boxes(np.asarray(Image.open(m).convert("L")) >= 128, min_area), None) for img, m in sigtuple_test_fields(root)]
+    return [(img, [b for b, _, _ in component_boxes(np.asarray(Image.open(m).convert("L")) >= 128, min_area)], None)
+            for img, m in sigtuple_test_fields(root)]
 
 
 def main():

@@ -25,7 +25,7 @@ from .errors import ImageError, ModelError
 from .io import atomic_open, atomic_write_text
 from .preprocess import load_image, resize_image
 from .runtime import TFLiteClassifier
-from .segment import SPECK_FRAC, TFLiteSegmenter, boxes_from_map, save_png
+from .segment import SPECK_FRAC, TFLiteSegmenter, boxes_from_map, component_boxes, save_png
 
 UNCERTAIN = "uncertain"
 
@@ -67,8 +67,8 @@ class SmearCounter:
         c = self.det.spec.labels.index("wbc")
         if self.tile:
             prob = self.det.predict_tiled(img, self.window)[..., c]
-            kh, kw = (self.window, self.window) if self.window else (self.det.spec.input_height, self.det.spec.input_width)
-            return [(box, p) for box, p, _ in boxes_from_map(prob, self.threshold, SPECK_FRAC * kh * kw / prob.size)]
+            kh, kw = self.det.window_shape(self.window)
+            return [(box, p) for box, p, _ in component_boxes(prob > self.threshold, SPECK_FRAC * kh * kw, prob)]
         prob = self.det.predict(resize_image(img, self.det.spec)[None])[0][..., c]
         sx, sy = img.width / self.det.spec.input_width, img.height / self.det.spec.input_height
         out = []

@@ -90,19 +90,6 @@ def sigtuple_min_wbc_area(root: Path, seed: int = 0) -> int:
     return int((tr.labels[..., 0] > 0.5).sum(axis=(1, 2)).min())
 
 
-def mask_boxes(mask: np.ndarray, min_area: int) -> list[list[int]]:
-    """Boxes [x0, y0, x1, y1] (exclusive max) of the 4-connected components of ``min_area`` px or more."""
-    from .segment import label_components
-
-    lab, n = label_components(mask)
-    boxes = []
-    for k in range(1, n + 1):
-        ys, xs = np.nonzero(lab == k)
-        if len(ys) >= min_area:
-            boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
-    return boxes
-
-
 def voc_boxes(xml_path: Path, name: str = "WBC") -> list[tuple[int, int, int, int]]:
     root = ET.parse(xml_path).getroot()
     boxes = []

@@ -43,6 +43,10 @@ class TFLiteSegmenter(TFLiteClassifier):
         maps = [np.asarray(Image.fromarray(probs[..., c]).resize(img.size, Image.Resampling.BILINEAR)) for c in range(probs.shape[-1])]
         return np.stack(maps, axis=-1)
 
+    def window_shape(self, window: int | None = None) -> tuple[int, int]:
+        """(height, width) in image pixels of a tile: ``window`` x ``window``, or the model's input."""
+        return (window, window) if window else (self.spec.input_height, self.spec.input_width)
+
     def predict_tiled(self, img: Image.Image, window: int | None = None) -> np.ndarray:
         """PIL image -> (H, W, C) probability maps at native scale, for smear fields at the
         magnification of the training patches (e.g. SigTuple fields for the shipped cell model).
@@ -54,7 +58,7 @@ class TFLiteSegmenter(TFLiteClassifier):
         centre. The image is first reflect-padded by half a window on every side, so border pixels
         get central windows too.
         """
-        kh, kw = (window, window) if window else (self.spec.input_height, self.spec.input_width)
+        kh, kw = self.window_shape(window)
         if kh < 8 or kw < 8:
             raise ValueError(f"tile window {min(kh, kw)} px: use at least 8 px")
         a = np.asarray(img.convert("RGB"))
@@ -123,18 +127,23 @@ def drop_small(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[lab]
 
 
-def boxes_from_map(prob: np.ndarray, threshold: float = 0.5, min_area_frac: float = 0.002) -> list[tuple[list[int], float, int]]:
-    """Boxes [x0, y0, x1, y1] (exclusive max), mean probability and area of each component."""
-    mask = prob > threshold
+def component_boxes(mask: np.ndarray, min_area: float = 0, prob: np.ndarray | None = None) -> list[tuple[list[int], float, int]]:
+    """Boxes [x0, y0, x1, y1] (exclusive max), mean of ``prob`` (1.0 without one) and area of each
+    4-connected component of ``mask`` with at least ``min_area`` pixels."""
     lab, n = label_components(mask)
     out = []
-    min_area = min_area_frac * mask.size
     for k in range(1, n + 1):
         ys, xs = np.nonzero(lab == k)
         if len(ys) < min_area:
             continue
-        out.append(([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], float(prob[ys, xs].mean()), len(ys)))
+        mean = float(prob[ys, xs].mean()) if prob is not None else 1.0
+        out.append(([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], mean, len(ys)))
     return out
+
+
+def boxes_from_map(prob: np.ndarray, threshold: float = 0.5, min_area_frac: float = 0.002) -> list[tuple[list[int], float, int]]:
+    """``component_boxes`` of the map above ``threshold``, less components under ``min_area_frac`` of the map."""
+    return component_boxes(prob > threshold, min_area_frac * prob.size, prob)
 
 
 def overlay(img: Image.Image, wbc: np.ndarray, nucleus: np.ndarray | None) -> Image.Image:
@@ -164,10 +173,9 @@ def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = 0.5,
     img = img if img.mode == "RGB" else img.convert("RGB")
     maps = seg.predict_tiled(img, window) if tile else seg.predict_image(img)
     labels = seg.spec.labels
-    area = seg.spec.input_height * seg.spec.input_width
-    # image pixels per model pixel
-    scale = (window * window / area if window else 1.0) if tile else img.width * img.height / area
-    wbc = drop_small(maps[..., labels.index("wbc")] > threshold, min_area_frac * area * scale)
+    # the floor in image pixels: a share of the tile, or of the whole image when it was resized
+    kh, kw = seg.window_shape(window) if tile else (img.height, img.width)
+    wbc = drop_small(maps[..., labels.index("wbc")] > threshold, min_area_frac * kh * kw)
     nucleus = (maps[..., labels.index("nucleus")] > threshold) & wbc if "nucleus" in labels else None
     return wbc, nucleus
 

@@ -345,15 +345,17 @@ def test_count_tile_defaults_to_the_shipped_cell_segmenter(tiny_converted, data_
     assert used == [("wbc_unet_int8.tflite", True), ("smear_unet_int8.tflite", False)]
 
 
-def test_mask_boxes_exclusive_max_and_area_floor():
-    from edge_wbc.segdata import mask_boxes
+def test_component_boxes_exclusive_max_and_area_floor():
+    from edge_wbc.segment import component_boxes
 
     m = np.zeros((10, 12), bool)
     m[2:5, 3:7] = True  # 12 px
     m[9, 11] = True  # 1 px in the corner
-    assert mask_boxes(m, 12) == [[3, 2, 7, 5]]
-    assert mask_boxes(m, 1) == [[3, 2, 7, 5], [11, 9, 12, 10]]
-    assert mask_boxes(m, 13) == []
+    assert component_boxes(m, 12) == [([3, 2, 7, 5], 1.0, 12)]
+    assert [b for b, _, _ in component_boxes(m, 1)] == [[3, 2, 7, 5], [11, 9, 12, 10]]
+    assert component_boxes(m, 13) == []
+    prob = np.where(m, 0.75, 0.0)
+    assert component_boxes(m, 0, prob)[1] == ([11, 9, 12, 10], 0.75, 1)
 
 
 def test_count_refuses_a_detector_without_a_wbc_map(tiny_unet, tiny_converted, tmp_path):
