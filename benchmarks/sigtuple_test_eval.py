@@ -39,15 +39,12 @@ def windows(mask: np.ndarray, size: int, min_area: int):
     if mask.shape[0] < size or mask.shape[1] < size:
         raise ValueError(f"a {mask.shape[1]}x{mask.shape[0]} mask is smaller than the {size} px window")
     lab, n = label_components(mask)
-    out = []
-    for k in range(1, n + 1):
-        ys, xs = np.nonzero(lab == k)
-        if len(ys) < min_area:
-            continue
-        y0 = int(np.clip(round(ys.mean()) - size // 2, 0, mask.shape[0] - size))
-        x0 = int(np.clip(round(xs.mean()) - size // 2, 0, mask.shape[1] - size))
-        out.append((y0, x0, len(ys)))
-    return out
+    flat = lab.ravel()
+    area = np.bincount(flat, minlength=n + 1)
+    ys, xs = np.indices(mask.shape)
+    cy, cx = (np.bincount(flat, v.ravel(), minlength=n + 1) / np.maximum(area, 1) for v in (ys, xs))  # centroids
+    return [(int(np.clip(round(cy[k]) - size // 2, 0, mask.shape[0] - size)), int(np.clip(round(cx[k]) - size // 2, 0, mask.shape[1] - size)),
+             int(area[k])) for k in range(1, n + 1) if area[k] >= min_area]
 
 
 def main():
