@@ -1,6 +1,6 @@
 """Dice of a cell segmenter on the official SigTuple test images (``sigtuple/Test_data``), never used in training.
 
-The 13 masked test images are smear crops (318-1316 px wide) at the magnification of the 128 px
+The 13 masked test images are smear crops (335-1316 px wide) at the magnification of the 128 px
 training patches. The protocol mirrors how those patches were made (a WBC in the centre). For every
 annotated component at least as large as the smallest WBC mask of the SigTuple training split
 (1,536 px; one test mask also outlines red cells, 1,400 px and smaller), take the 128 px window centred on it

@@ -49,9 +49,7 @@ def label_grids(split, labels) -> dict:
     out = {}
     for c, lab in enumerate(labels):
         for gname, m in _group_masks(split.groups, len(split)).items():
-            masks = split.labels[m][..., c]
-            masks = masks[(masks >= 0).all(axis=(1, 2))]
-            if len(masks) and (k := label_grid(masks)) > 1:
+            if m.any() and (k := label_grid(split.labels[m][..., c])) > 1:  # label_grid skips masks with unknown pixels
                 out[f"{lab}/{gname}"] = k
     return out
 
