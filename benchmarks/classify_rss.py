@@ -137,8 +137,14 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"images kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"classified {res['images']:,} images in {res['wall_s']} s ({res['samples']} RSS samples every {res['interval_s']} s)")
-    print(f"RSS after warm-up ({100 * res['warmup_progress']:.0f} % of images, {res['warmup_at_s']} s): {res['rss_warm_mb']} MB")
+    print(
+        f"classified {res['images']:,} images in {res['wall_s']} s ({res['samples']} RSS samples every "
+        f"{res['interval_s']} s)"
+    )
+    print(
+        f"RSS after warm-up ({100 * res['warmup_progress']:.0f} % of images, {res['warmup_at_s']} s): "
+        f"{res['rss_warm_mb']} MB"
+    )
     print(f"RSS at the end ({100 * res['end_progress']:.0f} % of images): {res['rss_end_mb']} MB "
           f"-> growth {res['growth_end_pct']:+.2f} %")
     print(f"peak RSS after warm-up: {res['rss_peak_after_warm_mb']} MB -> growth {res['growth_peak_pct']:+.2f} %")

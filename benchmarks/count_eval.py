@@ -10,7 +10,8 @@ the 13 official SigTuple test fields that have masks. Their ground-truth boxes a
 at least as large as the smallest WBC mask of the SigTuple training split. There are no subtype labels.
 ``--no-tile`` shows what the BCCD smear detector does there.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/count_eval.py [--dataset bccd|sigtuple] [--detector ...] [--classifier ...] [--split test]
+    EDGE_WBC_DATA=../shared/data python benchmarks/count_eval.py [--dataset bccd|sigtuple] [--detector ...] \
+        [--classifier ...] [--split test]
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edge_wbc.count import UNCERTAIN, SmearCounter
 from edge_wbc.data import data_root
-from edge_wbc.segdata import bccd_split_names, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
-from edge_wbc.segment import component_boxes
+from edge_wbc.data.segdata import bccd_split_names, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
+from edge_wbc.tasks.count import UNCERTAIN, SmearCounter
+from edge_wbc.tasks.segment import component_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,8 +62,14 @@ def bccd_smears(root: Path, split: str):
             cat = (row.get("Category") or "").strip()
             if cat and "," not in cat:
                 labels[f"BloodImage_{int(row['Image']):05d}"] = cat.lower()
-    return [(root / "BCCD" / "JPEGImages" / f"{n}.jpg", voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml"), labels.get(n))
-            for n in bccd_split_names(root)[split]]
+    return [
+        (
+            root / "BCCD" / "JPEGImages" / f"{n}.jpg",
+            voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml"),
+            labels.get(n),
+        )
+        for n in bccd_split_names(root)[split]
+    ]
 
 
 def sigtuple_smears(root: Path):
@@ -74,15 +81,21 @@ def sigtuple_smears(root: Path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple"))
-    ap.add_argument("--detector", help="default: the shipped smear unet for bccd, the shipped cell unet (tiled) for sigtuple")
+    ap.add_argument(
+        "--detector", help="default: the shipped smear unet for bccd, the shipped cell unet (tiled) for sigtuple"
+    )
     ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
-    ap.add_argument("--tile", action=argparse.BooleanOptionalAction, help="tiled detection (default: on for sigtuple, off for bccd)")
+    ap.add_argument(
+        "--tile", action=argparse.BooleanOptionalAction, help="tiled detection (default: on for sigtuple, off for bccd)"
+    )
     ap.add_argument("--split", default="test", help="bccd split")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     tile = a.tile if a.tile is not None else a.dataset == "sigtuple"
-    detector = a.detector or str(REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"))
+    detector = a.detector or str(
+        REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite")
+    )
     root = data_root(a.data)
     smears = bccd_smears(root / "bccd", a.split) if a.dataset == "bccd" else sigtuple_smears(root)
     sc = SmearCounter(detector, a.classifier, threads=1, tile=tile)

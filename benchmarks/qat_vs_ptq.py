@@ -44,11 +44,17 @@ def main():
     for f in a.bench_json:
         s = summarize(json.loads(Path(f).read_text()))
         out.append(s)
-        print(f"{s['split']} (n={s['n']}), float " + (f"{s['float']:.4f}" if s["float"] is not None else "(no reference row)"))
+        print(
+            f"{s['split']} (n={s['n']}), float "
+            + (f"{s['float']:.4f}" if s["float"] is not None else "(no reference row)")
+        )
         for seed, p, q in zip(s["seeds"], s["ptq"], s["qat"]):
             print(f"  seed {seed}: PTQ {p:.4f}  QAT {q:.4f}  QAT-PTQ {100 * (q - p):+.2f} pt")
-        print(f"  PTQ {s['ptq_mean']:.4f} ± {s['ptq_sd']:.4f}, QAT {s['qat_mean']:.4f} ± {s['qat_sd']:.4f}, "
-              f"QAT-PTQ {100 * s['diff_mean']:+.2f} ± {100 * s['diff_sd']:.2f} pt, QAT >= PTQ in {s['qat_ge_ptq']}/{len(s['seeds'])} seeds")
+        print(
+            f"  PTQ {s['ptq_mean']:.4f} ± {s['ptq_sd']:.4f}, QAT {s['qat_mean']:.4f} ± {s['qat_sd']:.4f}, "
+            f"QAT-PTQ {100 * s['diff_mean']:+.2f} ± {100 * s['diff_sd']:.2f} pt, QAT >= PTQ in "
+            f"{s['qat_ge_ptq']}/{len(s['seeds'])} seeds"
+        )
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -7,7 +7,8 @@ training masks of a source lie on a coarser annotation grid (SigTuple: 4 px, i.e
 it also scores at that grid (``dice_grid``, ``iou_grid``, ``dice_grid_ci95``; see
 edge_wbc.segdata.label_grid); the pixel scores stay the headline.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--dataset seg] [--split val] [--grid K] [--json out.json]
+    EDGE_WBC_DATA=../shared/data python benchmarks/seg_eval.py runs/unet_seg [--dataset seg] [--split val] \
+        [--grid K] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.segdata import load_seg_dataset
-from edge_wbc.segment import TFLiteSegmenter
+from edge_wbc.data.segdata import load_seg_dataset
+from edge_wbc.metrics.segmentation import label_grids, seg_report
+from edge_wbc.runtime import TFLiteSegmenter
 from edge_wbc.spec import ModelSpec
-from edge_wbc.training.segment import label_grids, seg_report
 
 
 def ci95(per_image):
@@ -39,7 +40,12 @@ def scores(pred, target, groups, labels, dataset, grids):
     for key, r in seg_report(pred, target, labels, groups or [dataset] * len(pred), digits=None, grids=grids).items():
         if key.endswith("/all"):
             continue
-        out[key] = {"dice": round(r["dice"], 4), "iou": round(r["iou"], 4), "n": r["n"], "dice_ci95": ci95(r["dice_per_image"])}
+        out[key] = {
+            "dice": round(r["dice"], 4),
+            "iou": round(r["iou"], 4),
+            "n": r["n"],
+            "dice_ci95": ci95(r["dice_per_image"]),
+        }
         if "grid" in r:
             out[key] |= {"grid": r["grid"], "dice_grid": round(r["dice_grid"], 4), "iou_grid": round(r["iou_grid"], 4),
                          "dice_grid_ci95": ci95(r["dice_grid_per_image"])}
@@ -50,10 +56,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir")
     ap.add_argument("--json")
-    ap.add_argument("--grid", type=int, help="score every label and source at this grid instead of the one read off the "
-                    "training masks (a control: on pixel-level masks a coarser grid should not help)")
-    ap.add_argument("--dataset", help="seg dataset (default: model.json's), e.g. seg for a model fine-tuned on sigtuple")
-    ap.add_argument("--split", default="test", choices=("test", "val", "train"), help="held-out split (choose models on val); train: how well the model fits its own training images")
+    ap.add_argument(
+        "--grid",
+        type=int,
+        help="score every label and source at this grid instead of the one read off the "
+        "training masks (a control: on pixel-level masks a coarser grid should not help)",
+    )
+    ap.add_argument(
+        "--dataset", help="seg dataset (default: model.json's), e.g. seg for a model fine-tuned on sigtuple"
+    )
+    ap.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val", "train"),
+        help="held-out split (choose models on val); train: how well the model fits its own training images",
+    )
     a = ap.parse_args()
     d = Path(a.run_dir)
     spec = ModelSpec.load(d)
@@ -62,7 +79,9 @@ def main():
     ds = load_seg_dataset(name, spec, seed=seed)
     te = ds.split(a.split)
     tr = ds.split("train")
-    grids = label_grids(dataclasses.replace(tr, groups=tr.groups or [name] * len(tr)), spec.labels)  # read off training masks only
+    grids = label_grids(
+        dataclasses.replace(tr, groups=tr.groups or [name] * len(tr)), spec.labels
+    )  # read off training masks only
     if a.grid:
         groups = sorted(set(te.groups or [name]))
         grids = {f"{lab}/{g}": a.grid for lab in spec.labels for g in groups}
@@ -72,7 +91,14 @@ def main():
         import keras
 
         m = keras.saving.load_model(d / "model.keras", safe_mode=True, compile=False)
-        res["keras"] = scores(m.predict(te.images.astype(np.float32), batch_size=16, verbose=0), te.labels, te.groups, spec.labels, name, grids)
+        res["keras"] = scores(
+            m.predict(te.images.astype(np.float32), batch_size=16, verbose=0),
+            te.labels,
+            te.groups,
+            spec.labels,
+            name,
+            grids,
+        )
     for f in sorted(d.glob("*.tflite")):
         res[f.name] = scores(TFLiteSegmenter(f).predict(te.images), te.labels, te.groups, spec.labels, name, grids)
     print(json.dumps(res, indent=2))

@@ -10,10 +10,11 @@ training patches' 4 px grid.
 
 It also scores whole images as `edge-wbc segment` writes them (``full_image``): ``tiled`` is
 ``--tile`` (128 px windows at native scale, speck filter on), ``resized`` is ``--min-area-frac 0``
-(the field resized to the model's input, unfiltered: what `edge-wbc segment` did before tiling). Whole-image Dice also counts any WBC that the mask leaves out,
-and the red cells that one mask outlines.
+(the field resized to the model's input, unfiltered: what `edge-wbc segment` did before tiling).
+Whole-image Dice also counts any WBC that the mask leaves out, and the red cells that one mask outlines.
 
-    EDGE_WBC_DATA=../shared/data python benchmarks/sigtuple_test_eval.py android_assets/wbc_unet_int8.tflite [--json out.json]
+    EDGE_WBC_DATA=../shared/data python benchmarks/sigtuple_test_eval.py android_assets/wbc_unet_int8.tflite \
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import numpy as np
 from PIL import Image
 
 from edge_wbc.data import data_root
+from edge_wbc.data.segdata import sigtuple_min_wbc_area, sigtuple_test_fields
+from edge_wbc.metrics.segmentation import dice_iou
 from edge_wbc.preprocess import load_image
-from edge_wbc.segdata import dice_iou, sigtuple_min_wbc_area, sigtuple_test_fields
-from edge_wbc.segment import TFLiteSegmenter, label_components, segment_maps
+from edge_wbc.runtime import TFLiteSegmenter
+from edge_wbc.tasks.segment import label_components, segment_maps
 
 PATCH = 128  # SigTuple's training patches: 128 px at the test images' magnification
 
@@ -43,8 +46,15 @@ def windows(mask: np.ndarray, size: int, min_area: int):
     area = np.bincount(flat, minlength=n + 1)
     ys, xs = np.indices(mask.shape)
     cy, cx = (np.bincount(flat, v.ravel(), minlength=n + 1) / np.maximum(area, 1) for v in (ys, xs))  # centroids
-    return [(int(np.clip(round(cy[k]) - size // 2, 0, mask.shape[0] - size)), int(np.clip(round(cx[k]) - size // 2, 0, mask.shape[1] - size)),
-             int(area[k])) for k in range(1, n + 1) if area[k] >= min_area]
+    return [
+        (
+            int(np.clip(round(cy[k]) - size // 2, 0, mask.shape[0] - size)),
+            int(np.clip(round(cx[k]) - size // 2, 0, mask.shape[1] - size)),
+            int(area[k]),
+        )
+        for k in range(1, n + 1)
+        if area[k] >= min_area
+    ]
 
 
 def main():
@@ -72,8 +82,19 @@ def main():
             for y0, x0, area in windows(mask, PATCH, min_area):
                 prob = seg.predict_image(Image.fromarray(img[y0 : y0 + PATCH, x0 : x0 + PATCH]))[..., c]
                 dice, iou = dice_iou(prob[None], mask[None, y0 : y0 + PATCH, x0 : x0 + PATCH].astype(float))
-                rows.append({"image": img_path.name, "window": [x0, y0], "area": area, "dice": round(float(dice[0]), 4), "iou": round(float(iou[0]), 4)})
-            for mode, kw in (("tiled", {"tile": True, "window": PATCH}), ("resized", {"tile": False, "min_area_frac": 0.0})):
+                rows.append(
+                    {
+                        "image": img_path.name,
+                        "window": [x0, y0],
+                        "area": area,
+                        "dice": round(float(dice[0]), 4),
+                        "iou": round(float(iou[0]), 4),
+                    }
+                )
+            for mode, kw in (
+                ("tiled", {"tile": True, "window": PATCH}),
+                ("resized", {"tile": False, "min_area_frac": 0.0}),
+            ):
                 t0 = time.perf_counter()
                 wbc = segment_maps(seg, pil, **kw)[0]
                 if mode == "tiled":
@@ -81,16 +102,27 @@ def main():
                 full[mode].append(round(float(dice_iou(wbc[None].astype(float), mask[None].astype(float))[0][0]), 4))
         dice = np.array([r["dice"] for r in rows])
         boot = dice[np.random.default_rng(0).integers(0, len(dice), (2000, len(dice)))].mean(axis=1)
-        res[f.name] = {"n": len(rows), "dice": round(float(dice.mean()), 4), "iou": round(float(np.mean([r["iou"] for r in rows])), 4),
-                       "dice_median": round(float(np.median(dice)), 4), "dice_ci95": [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])],
-                       "windows": rows,
-                       "full_image": {m: {"dice": round(float(np.mean(v)), 4), "per_image": dict(zip((i.name for i, _ in pairs), v))}
-                                      for m, v in full.items()},
-                       # image to masks at 1 thread, per field (335-1316 px wide); the first call includes warm-up
-                       "tiled_ms_per_field": dict(zip((i.name for i, _ in pairs), (round(v, 1) for v in ms)))}
-        print(f"{f}: {len(rows)} WBC windows in {len(pairs)} images, Dice {dice.mean():.4f} (median {np.median(dice):.4f}, "
-              f"95 % interval {res[f.name]['dice_ci95']}), IoU {res[f.name]['iou']:.4f}; whole images: Dice "
-              f"{res[f.name]['full_image']['tiled']['dice']:.4f} tiled, {res[f.name]['full_image']['resized']['dice']:.4f} resized")
+        res[f.name] = {
+            "n": len(rows),
+            "dice": round(float(dice.mean()), 4),
+            "iou": round(float(np.mean([r["iou"] for r in rows])), 4),
+            "dice_median": round(float(np.median(dice)), 4),
+            "dice_ci95": [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])],
+            "windows": rows,
+            "full_image": {
+                m: {"dice": round(float(np.mean(v)), 4), "per_image": dict(zip((i.name for i, _ in pairs), v))}
+                for m, v in full.items()
+            },
+            # image to masks at 1 thread, per field (335-1316 px wide); the first call includes warm-up
+            "tiled_ms_per_field": dict(zip((i.name for i, _ in pairs), (round(v, 1) for v in ms))),
+        }
+        print(
+            f"{f}: {len(rows)} WBC windows in {len(pairs)} images, Dice {dice.mean():.4f} (median "
+            f"{np.median(dice):.4f}, "
+            f"95 % interval {res[f.name]['dice_ci95']}), IoU {res[f.name]['iou']:.4f}; whole images: Dice "
+            f"{res[f.name]['full_image']['tiled']['dice']:.4f} tiled, "
+            f"{res[f.name]['full_image']['resized']['dice']:.4f} resized"
+        )
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
 

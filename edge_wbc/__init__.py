@@ -1,8 +1,11 @@
 """edge-wbc: white-blood-cell microscope models from training to the device.
 
-The runtime (this package, minus ``edge_wbc.training`` and ``edge_wbc.converters``) needs only
-NumPy, Pillow and a TFLite interpreter; TensorFlow is imported lazily, by training, conversion and
-the Keras reference row of ``edge-wbc bench``.
+Data flows through the subpackages in this order: ``data`` (catalog, loaders) -> ``training`` ->
+``converters`` (the mode table) -> ``runtime`` (interpreter, classifier, segmenter) -> ``tasks``
+(classify, segment, count, calibrate) -> ``bench``, ``export`` -> ``cli``; ``metrics``, ``spec``,
+``preprocess``, ``defaults``, ``fileio`` and ``errors`` are shared by all. Everything but training,
+conversion and the Keras reference row of ``edge-wbc bench`` needs only NumPy, Pillow and a TFLite
+interpreter; TensorFlow is imported lazily, where it is needed.
 """
 
 from .errors import DataError, EdgeWBCError, ImageError, ModelError, SpecError
@@ -10,12 +13,13 @@ from .spec import ModelSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelSpec", "EdgeWBCError", "DataError", "ImageError", "ModelError", "SpecError", "TFLiteClassifier", "__version__"]
+__all__ = ["ModelSpec", "EdgeWBCError", "DataError", "ImageError", "ModelError", "SpecError", "TFLiteClassifier",
+           "TFLiteSegmenter", "__version__"]
 
 
 def __getattr__(name):  # lazy: importing the runtime pulls in the interpreter only when used
-    if name == "TFLiteClassifier":
-        from .runtime import TFLiteClassifier
+    if name in ("TFLiteClassifier", "TFLiteSegmenter"):
+        from . import runtime
 
-        return TFLiteClassifier
+        return getattr(runtime, name)
     raise AttributeError(f"module 'edge_wbc' has no attribute {name!r}")

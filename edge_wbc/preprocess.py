@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ _ORIENTATION = {
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _open_formats() -> tuple[str, ...]:
     Image.init()
     return tuple(f for f in FORMATS if f in Image.OPEN)
@@ -120,7 +120,9 @@ def _orient(img: Image.Image) -> Image.Image:
     try:
         o = img.getexif().get(0x0112)
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on corrupt EXIF
-        raise ImageError(f"corrupt EXIF metadata ({_first_line(e)}); remove the EXIF block (e.g. exiftool -all=)") from None
+        raise ImageError(
+            f"corrupt EXIF metadata ({_first_line(e)}); remove the EXIF block (e.g. exiftool -all=)"
+        ) from None
     method = _ORIENTATION.get(o) if isinstance(o, int) else None
     return img.transpose(method) if method is not None else img
 
@@ -130,9 +132,13 @@ def _describe(name: str, e: BaseException) -> ImageError:
     if isinstance(e, ImageError):
         return ImageError(f"{name}: {e}")
     if isinstance(e, UnidentifiedImageError):
-        return ImageError(f"{name}: not a recognised image file (supported: {', '.join(f for f in _open_formats() if f != 'DIB')})")
+        return ImageError(
+            f"{name}: not a recognised image file (supported: {', '.join(f for f in _open_formats() if f != 'DIB')})"
+        )
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageError(f"{name}: refused as a decompression bomb, more than {MAX_PIXELS:,} pixels ({_first_line(e)})")
+        return ImageError(
+            f"{name}: refused as a decompression bomb, more than {MAX_PIXELS:,} pixels ({_first_line(e)})"
+        )
     if isinstance(e, MemoryError):
         return ImageError(f"{name}: image too large to decode in memory")
     msg = _first_line(e)

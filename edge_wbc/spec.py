@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .converters.modes import QUANTIZATIONS
 from .errors import SpecError
 
 TASKS = ("classification", "binary", "segmentation")
-MODES = ("keras", "float32", "float16", "dynamic", "int8", "int16x8", "qat", "pruned", "clustered")
+#: Every ``quantization`` a spec may have: "keras" and the conversion modes (the mode table's names).
+MODES = QUANTIZATIONS
 RESAMPLE = ("bicubic", "bilinear", "nearest", "lanczos", "box")
 CROPS = ("none", "center_square")
 CHANNELS = (1, 3)
@@ -69,7 +71,9 @@ class ModelSpec:
         if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool) or self.split_seed < 0:
             raise SpecError(f"invalid split_seed {self.split_seed!r}: must be an integer >= 0")
         if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
-            raise SpecError(f"invalid model_kwargs {self.model_kwargs!r}: must be an object of builder keyword arguments")
+            raise SpecError(
+                f"invalid model_kwargs {self.model_kwargs!r}: must be an object of builder keyword arguments"
+            )
         labels = tuple(self.labels)
         object.__setattr__(self, "labels", labels)
         if self.task != "segmentation" and len(labels) < 2:
@@ -87,7 +91,7 @@ class ModelSpec:
     def input_shape(self) -> tuple[int, int, int]:
         return (self.input_height, self.input_width, self.channels)
 
-    def replace(self, **changes: Any) -> "ModelSpec":
+    def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
     # ---- JSON ---------------------------------------------------------------------------------
@@ -97,7 +101,7 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
+    def from_dict(cls, d: dict) -> ModelSpec:
         if not isinstance(d, dict):
             raise SpecError(f"model spec must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -112,7 +116,7 @@ class ModelSpec:
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
-        from .io import atomic_write_text
+        from .fileio import atomic_write_text
 
         path = Path(path)
         if path.is_dir():
@@ -121,7 +125,7 @@ class ModelSpec:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelSpec":
+    def load(cls, path: str | Path) -> ModelSpec:
         path = Path(path)
         if path.is_dir():
             path = path / "model.json"

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[1] / "edge_wbc" / "roofline"
+OUT = Path(__file__).resolve().parents[1] / "edge_wbc" / "bench" / "roofline"
 
 
 def build():

@@ -66,7 +66,9 @@ def tiny_converted(tiny_model_dir, data_root) -> Path:
     from edge_wbc.converters import convert_model_dir
 
     for mode in ("float32", "float16", "int8"):
-        convert_model_dir(tiny_model_dir, mode, data=data_root, calib=100, allow_chance=True, min_agreement=0.0, log=lambda s: None)
+        convert_model_dir(
+            tiny_model_dir, mode, data=data_root, calib=100, allow_chance=True, min_agreement=0.0, log=lambda s: None
+        )
     return tiny_model_dir
 
 
@@ -87,17 +89,16 @@ def deny_listing(monkeypatch):
 
     Tests run as root here, which can list any directory, so the permission error is simulated.
     """
-    from edge_wbc import data as D
 
-    real = D.os.scandir
+    real = os.scandir
 
     def install(name: str) -> None:
         def scandir(p):
-            if D.os.fspath(p).endswith(name):
-                raise PermissionError(13, "Permission denied", D.os.fspath(p))
+            if os.fspath(p).endswith(name):
+                raise PermissionError(13, "Permission denied", os.fspath(p))
             return real(p)
 
-        monkeypatch.setattr(D.os, "scandir", scandir)
+        monkeypatch.setattr(os, "scandir", scandir)
 
     return install
 

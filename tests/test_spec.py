@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -22,7 +23,7 @@ def test_roundtrip(tmp_path):
 
 def test_frozen():
     s = make()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.input_height = 10
 
 

@@ -17,7 +17,9 @@ sys.meta_path.insert(0, Block())
 def test_import_and_classify_without_tensorflow(tiny_converted, pbc_files, tmp_path):
     out = tmp_path / "o.csv"
     files = [str(f) for fs in pbc_files.values() for f in fs[:1]]
-    code = BLOCKER + f"""
+    code = (
+        BLOCKER
+        + f"""
 try:
     import tensorflow
     raise SystemExit('blocker failed')
@@ -26,13 +28,15 @@ except ImportError:
 import edge_wbc, edge_wbc.runtime, edge_wbc.bench, edge_wbc.data, edge_wbc.cli
 from edge_wbc.cli import app
 from typer.testing import CliRunner
-r = CliRunner().invoke(app, ['classify', *{files!r}, '--model', {str(tiny_converted / 'int8.tflite')!r}, '-o', {str(out)!r}])
+model = {str(tiny_converted / "int8.tflite")!r}
+r = CliRunner().invoke(app, ['classify', *{files!r}, '--model', model, '-o', {str(out)!r}])
 print(r.output)
 assert r.exit_code == 0, r.output
 bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]
 assert not bad, bad
 print('TF-FREE OK')
 """
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "TF-FREE OK" in r.stdout

@@ -1,0 +1,279 @@
+"""edge-wbc bench: accuracy, agreement with the float reference, latency, memory and size per variant.
+
+Each variant x thread count runs in its own subprocess (:mod:`edge_wbc.bench.worker`) on the same
+real, preprocessed images, so peak RSS is that of a fresh process that loads and runs the variant.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import load_dataset
+from ..errors import DataError, ModelError, SpecError
+from ..metrics.classification import classification_report
+from ..spec import ModelSpec, spec_path_for
+from .report import ROW_KEYS
+
+
+@dataclass
+class BenchConfig:
+    threads: tuple[int, ...] = (1,)
+    runs: int = 200
+    warmup: int = 20
+    batch: int | None = None
+    limit: int | None = None
+    split: str = "test"
+    dataset: str | None = None
+    data: str | None = None
+    timeout_s: float = 1800.0
+    roofline: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory gives its ``*.keras`` (reference) then its ``*.tflite``, sorted."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(p.glob("*.keras")) + sorted(q for q in p.glob("*.tflite") if not q.name.startswith("."))
+            if not found:
+                raise ModelError(f"{p}: no .keras or .tflite models in this directory")
+            out += found
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ModelError(f"{p}: no such model file or directory")
+    seen, uniq = set(), []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            uniq.append(p)
+    return uniq
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from ..runtime import interpreter_backend
+
+    try:
+        _, backend, version = interpreter_backend()
+    except ModelError:
+        backend, version = "none", ""
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "interpreter": backend,
+        "interpreter_version": version,
+    }
+
+
+def _gzip_size(path: Path) -> int:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as g:
+        g.write(path.read_bytes())
+    return len(buf.getvalue())
+
+
+def _run_worker(job: dict, timeout: float) -> dict:
+    jf = Path(job["out"]).with_suffix(".job.json")
+    jf.write_text(json.dumps(job))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edge_wbc.bench.worker", str(jf)], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "error": f"timed out after {timeout:.0f}s"}
+    out = Path(job["out"])
+    if out.is_file():
+        return json.loads(out.read_text())
+    tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+    return {"status": "failed", "error": f"worker crashed (exit {proc.returncode}): {tail[0]}"}
+
+
+def _load_spec(path: Path) -> ModelSpec:
+    try:
+        return ModelSpec.load(spec_path_for(path))
+    except SpecError as e:
+        raise ModelError(str(e)) from None
+
+
+def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict:
+    variants = discover(models)
+    specs: dict[Path, ModelSpec | Exception] = {}
+    for v in variants:
+        try:
+            specs[v] = _load_spec(v)
+        except ModelError as e:
+            specs[v] = e
+    good = [s for s in specs.values() if isinstance(s, ModelSpec)]
+    if not good:
+        raise ModelError("no variant has a readable model.json: " + "; ".join(str(s) for s in specs.values()))
+    base = good[0]
+    dataset_name = cfg.dataset or base.dataset
+    if not dataset_name:
+        raise DataError("the model.json names no dataset: pass --dataset")
+    ds = load_dataset(dataset_name, base, data=cfg.data, seed=base.split_seed if dataset_name == base.dataset else 0)
+    split = ds.split(cfg.split).head(cfg.limit)
+    if len(split) == 0:
+        raise DataError(f"{dataset_name} {cfg.split} split is empty")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="edge-wbc-bench-") as tmp:
+        tmp = Path(tmp)
+        img_file = tmp / "images.npy"
+        np.save(img_file, split.images)
+        for vi, v in enumerate(variants):
+            sp = specs[v]
+            for threads in cfg.threads:
+                row = {k: None for k in ROW_KEYS}
+                row.update(variant="keras" if v.suffix == ".keras" else v.name, path=str(v), threads=threads,
+                           size_bytes=v.stat().st_size, gzip_bytes=_gzip_size(v))
+                if progress:
+                    progress(f"{row['variant']} @ {threads} thread{'s' if threads > 1 else ''}")
+                if isinstance(sp, Exception):
+                    row.update(status="failed", error=str(sp))
+                    rows.append(row)
+                    continue
+                if tuple(sp.labels) != tuple(ds.labels):
+                    row.update(
+                        status="failed", error=f"labels {list(sp.labels)} do not match the dataset's {list(ds.labels)}"
+                    )
+                    rows.append(row)
+                    continue
+                if sp.input_shape != base.input_shape:
+                    row.update(
+                        status="failed", error=f"input {sp.input_shape} differs from the bench's {base.input_shape}"
+                    )
+                    rows.append(row)
+                    continue
+                job = {
+                    "path": str(v),
+                    "images": str(img_file),
+                    "threads": threads,
+                    "runs": cfg.runs,
+                    "warmup": cfg.warmup,
+                    "batch": cfg.batch,
+                    "eval": True,
+                    "out": str(tmp / f"v{vi}_t{threads}.json"),
+                }
+                res = _run_worker(job, cfg.timeout_s)
+                probs_file = res.pop("probs_file", None)
+                row.update({k: v_ for k, v_ in res.items() if k in ROW_KEYS or k in ("interpreter", "batch_note")})
+                if res.get("status") == "ok" and probs_file:
+                    row["_probs"] = np.load(probs_file)
+                if row.get("macs") and row.get("latency_ms"):
+                    row["gmac_per_s"] = row["macs"] / (row["latency_ms"]["p50"] / 1e3) / 1e9
+                rows.append(row)
+    _score(rows, split.labels, list(split.ids), ds.labels)
+    roof = None
+    if cfg.roofline:
+        from .roofline import measure_roofline
+
+        roof = measure_roofline(threads=cfg.threads)
+        for r in rows:
+            if r.get("gmac_per_s") and r.get("input_dtype"):
+                key = "int8" if r["input_dtype"] in ("uint8", "int8") else "float32"
+                peak = roof.get(key, {}).get(str(r["threads"]))
+                r["roof_pct"] = 100.0 * r["gmac_per_s"] / peak if peak else None
+    ref = next((r for r in rows if r["variant"] == "keras" and r["status"] == "ok"), None) or next(
+        (r for r in rows if r["variant"].endswith("float32.tflite") and r["status"] == "ok"), None)
+    return {
+        "dataset": dataset_name,
+        "split": cfg.split,
+        "n": len(split),
+        "device": machine_info(),
+        "reference": ref["variant"] if ref else None,
+        "roofline": roof,
+        "config": {
+            "threads": list(cfg.threads),
+            "runs": cfg.runs,
+            "warmup": cfg.warmup,
+            "batch": cfg.batch,
+            "limit": cfg.limit,
+        },
+        "rows": [
+            {k: r.get(k) for k in ROW_KEYS} | ({"batch_note": r["batch_note"]} if r.get("batch_note") else {})
+            for r in rows
+        ],
+    }
+
+
+def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, ...]) -> None:
+    ref = next((r for r in rows if r["variant"] == "keras" and "_probs" in r), None) or next(
+        (r for r in rows if r["variant"].endswith("float32.tflite") and "_probs" in r), None)
+    for r in rows:
+        p = r.pop("_probs", None)
+        if p is None:
+            if r["status"] is None:
+                r["status"] = "failed"
+            continue
+        rep = classification_report(y, p, labels)
+        r.update(accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], auc_ovr=rep["auc_ovr"], ece=rep["ece"],
+                 per_class_recall={k: v["recall"] for k, v in rep["per_class"].items()})
+        r["_p"] = p
+    if ref is not None:
+        rp = ref["_p"]
+        for r in rows:
+            if "_p" in r:
+                gap = np.abs(r["_p"] - rp)
+                dis = np.flatnonzero(r["_p"].argmax(1) != rp.argmax(1))
+                r.update(
+                    agreement=float(1 - len(dis) / len(rp)),
+                    max_prob_gap=float(gap.max()),
+                    mean_prob_gap=float(gap.mean()),
+                    disagreements=[ids[i] for i in dis[:20]],
+                )
+    for r in rows:
+        r.pop("_p", None)
+
+
+# ---- gates ------------------------------------------------------------------------------------
+
+
+def bench_models(models: list[Path], cfg: BenchConfig, *, baseline: dict | None = None, noise: float | None = None,
+                 gates: dict | None = None, json_out: Path | None = None, csv_out: Path | None = None,
+                 markdown: Path | None = None, plot_out: Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """``edge-wbc bench``: run, compare with ``baseline``, check ``gates``, write the outputs asked for.
+
+    The report gets ``compare`` (with a baseline) and ``gate_failures`` (messages; empty = pass), as
+    the --json output always had them. ``gates``: max_drop, min_agreement, max_p50_ms, max_size_kb.
+    """
+    from ..fileio import atomic_write_text
+    from .report import P50_NOISE, check_gates, compare, plot, to_csv, to_markdown
+
+    report = run_bench(models, cfg, progress=progress)
+    if baseline is not None:
+        report["compare"] = compare(report, baseline, noise=P50_NOISE if noise is None else noise)
+    report["gate_failures"] = check_gates(report, **(gates or {}))
+    if json_out:
+        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n")
+    if csv_out:
+        atomic_write_text(csv_out, to_csv(report))
+    if markdown:
+        atomic_write_text(markdown, to_markdown(report))
+    if plot_out:
+        plot(report, plot_out)
+    return report

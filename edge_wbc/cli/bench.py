@@ -1,0 +1,97 @@
+"""`edge-wbc bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import render
+from .app import DATA_HELP, app, console, fail
+from .choices import SplitName
+
+
+def parse_threads(s: str) -> tuple[int, ...]:
+    try:
+        t = tuple(int(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{s!r}: expected comma-separated integers, e.g. 1,2,4") from None
+    if not t or any(x < 1 for x in t):
+        raise typer.BadParameter(f"{s!r}: thread counts must be >= 1")
+    return t
+
+
+@app.command()
+def bench(
+    more_models: Optional[List[Path]] = typer.Argument(
+        None,
+        metavar="[MODELS]...",
+        show_default=False,
+        help="More model dirs/files: `--models a b c` works as in the docs.",
+    ),
+    models: Optional[List[Path]] = typer.Option(
+        None, "--models", "-m", help="Model dirs or files (default: the shipped models)."
+    ),
+    dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one in model.json)."),
+    split: SplitName = typer.Option(SplitName.test),
+    limit: Optional[int] = typer.Option(None, min=1, help="Bench on the first N images only."),
+    threads: str = typer.Option("1", help="Thread counts, comma-separated, e.g. 1,2,4."),
+    runs: int = typer.Option(200, min=1, help="Timed runs per variant and thread count."),
+    warmup: int = typer.Option(20, min=0),
+    batch: Optional[int] = typer.Option(None, min=2, help="Also measure throughput at this batch size."),
+    roofline: bool = typer.Option(
+        False, "--roofline", help="Measure this CPU's int8/float32 conv roof; report % of it."
+    ),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    markdown: Optional[Path] = typer.Option(None, "--markdown"),
+    plot_out: Optional[Path] = typer.Option(None, "--plot"),
+    max_drop: Optional[float] = typer.Option(None, help="Gate: max accuracy drop vs the float reference."),
+    min_agreement: Optional[float] = typer.Option(None, help="Gate: min top-1 agreement with the float reference."),
+    max_p50_ms: Optional[float] = typer.Option(None, help="Gate: max p50 latency (ms) of any .tflite."),
+    max_size_kb: Optional[float] = typer.Option(None, help="Gate: max .tflite size (KB)."),
+    compare_to: Optional[Path] = typer.Option(None, "--compare", help="Earlier --json output to compare with."),
+    noise_margin: float = typer.Option(
+        0.10, "--noise-margin", min=0.0, help="--compare: relative p50 rise tolerated as noise."
+    ),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+):
+    """Bench every variant on real images: accuracy, agreement, latency, memory, size. Exit 1 if a gate fails."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..assets import default_bench_models
+    from ..bench.runner import BenchConfig, bench_models, discover
+
+    th = parse_threads(threads)
+    baseline = None
+    if compare_to:
+        try:
+            baseline = json.loads(compare_to.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            fail(f"--compare {compare_to}: cannot read bench JSON ({e})")
+    given = list(models or []) + list(more_models or [])
+    paths = given if given else default_bench_models()
+    n_var = len(discover(paths)) * len(th)
+    cfg = BenchConfig(threads=th, runs=runs, warmup=warmup, batch=batch, limit=limit, split=split.value,
+                      dataset=dataset, data=str(data) if data else None, roofline=roofline)
+    gates = {"max_drop": max_drop, "min_agreement": min_agreement, "max_p50_ms": max_p50_ms, "max_size_kb": max_size_kb}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as prog:
+        task = prog.add_task("bench", total=n_var)
+        first = [True]
+
+        def step(desc):
+            if not first[0]:
+                prog.advance(task)
+            first[0] = False
+            prog.update(task, description=desc)
+
+        report = bench_models(paths, cfg, baseline=baseline, noise=noise_margin, gates=gates, json_out=json_out,
+                              csv_out=csv_out, markdown=markdown, plot_out=plot_out, progress=step)
+        prog.advance(task)
+    render.bench_report(report)
+    if report["gate_failures"]:
+        render.gate_failures(report["gate_failures"])
+        raise typer.Exit(1)

@@ -1,0 +1,58 @@
+"""`edge-wbc count`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import render
+from .app import app, fail
+from .segment import default_asset
+
+
+@app.command()
+def count(
+    smears: List[Path] = typer.Argument(..., help="Smear images and/or directories."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    detector: Optional[Path] = typer.Option(
+        None,
+        help="WBC detector .tflite (default: the shipped smear unet int8, or with --tile the shipped cell unet int8).",
+    ),
+    classifier: Optional[Path] = typer.Option(None, help="WBC crop classifier .tflite (default: shipped bccd4 int8)."),
+    uncertain_below: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help="Override the classifier's threshold."
+    ),
+    tile: bool = typer.Option(
+        False,
+        "--tile",
+        help="Find WBCs with the cell segmenter in windows at native scale, for smear "
+        "fields at the magnification of its training patches (SigTuple fields; WBCs about 60 px across). "
+        "Without it the whole smear is resized for the BCCD smear detector (640x480 BCCD fields).",
+    ),
+    window: Optional[int] = typer.Option(
+        None, min=8, help="With --tile: window size in image pixels (default: the detector's input size)."
+    ),
+    threads: int = typer.Option(1, min=1),
+    skip_bad: bool = typer.Option(False, "--skip-bad"),
+):
+    """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
+    from ..tasks.count import SmearCounter, count_paths
+
+    if window is not None and not tile:
+        fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
+    sc = SmearCounter(
+        detector or default_asset("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
+        classifier or default_asset("bccd4_int8.tflite"),
+        threads=threads,
+        uncertain_below=uncertain_below,
+        tile=tile,
+        window=window,
+    )
+    result = count_paths(sc, smears, out, json_out, csv_out)
+    render.counted(result, sc.clf.labels)
+    if result.bad and not skip_bad:
+        raise typer.Exit(1)

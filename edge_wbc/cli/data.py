@@ -1,0 +1,57 @@
+"""`edge-wbc data info | fetch | check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import render
+from .app import DATA_HELP, console, data_app, out_console
+
+
+@data_app.command("info")
+def data_info(data: Optional[Path] = typer.Option(None, help=DATA_HELP)):
+    """Show where data is looked for and what is found there."""
+    from ..data import ENV_VAR, data_root, data_sources, describe
+
+    root = data_root(data)
+    render.data_info(root, data_sources(data), describe(root), ENV_VAR)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="Dataset to download: bloodmnist."),
+    data: Optional[Path] = typer.Option(None, help="Download into this root instead of the user cache dir."),
+    url: Optional[str] = typer.Option(None, help="Alternative URL (a mirror); the md5 is still checked."),
+):
+    """Download a dataset (with its md5 check) into the user cache dir."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from ..data import fetch
+
+    with Progress(
+        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True
+    ) as prog:
+        task = prog.add_task(f"fetch {name}", total=None)
+
+        def cb(n, total):
+            prog.update(task, advance=n, total=total or None)
+
+        path = fetch(name, Path(data) if data else None, url=url, progress=cb)
+    out_console.print(f"{name}: {path} (md5 ok)")
+
+
+@data_app.command("check")
+def data_check(
+    dataset: str = typer.Argument(..., help="bloodmnist, pbc128, bccd4, bccd2, or a folder path."),
+    size: int = typer.Option(28, help="Size the images are loaded at."),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+    threshold: int = typer.Option(4, help="Max Hamming distance of 64-bit perceptual hashes to call a near-duplicate."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+):
+    """Class counts per split and near-duplicate images across splits (perceptual hash)."""
+    from ..data.dupes import check_dataset
+
+    render.data_check(check_dataset(dataset, size, data, threshold, json_out))

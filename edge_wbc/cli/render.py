@@ -1,0 +1,156 @@
+"""Renderers: result objects of the library functions -> rich tables and lines (stdout) and notes (stderr).
+
+File outputs (JSON, CSV, Markdown, plots) are written by the library, atomically; what is shown on the
+terminal is decided here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from .app import console, out_console
+
+
+def problems(messages) -> None:
+    """One indented line per problem (bad files), on stderr."""
+    for m in messages:
+        console.print(f"  {escape(m)}", highlight=False, soft_wrap=True)
+
+
+# ---- train / convert / models -------------------------------------------------------------------
+def trained(metrics: dict, out: Path) -> None:
+    if "segmentation" in metrics:
+        from ..metrics.segmentation import dice_summary
+
+        out_console.print(dice_summary(metrics["segmentation"]) + f" -> {out}")
+        return
+    out_console.print(f"test accuracy {metrics.get('accuracy', float('nan')):.4f}, "
+                      f"macro-F1 {metrics.get('macro_f1', float('nan')):.4f} -> {out}")
+
+
+def converted(r: dict, mode: str) -> None:
+    extra = f", float ops kept: {', '.join(r['float_ops'])}" if r["float_ops"] and mode == "int8" else ""
+    if r.get("per_channel_tensors") is not None and mode == "int8":
+        extra += f", per-channel weight tensors: {len(r['per_channel_tensors'])}"
+    if r.get("clipped_share") is not None:
+        extra += f", clipped activations {100 * r['clipped_share']:.3f} %"
+    out_console.print(f"{r['path']}: {r['size_bytes']:,} bytes (gzip {r['gzip_bytes']:,}), I/O {r['input_dtype']}, "
+                      f"agreement {r.get('agreement', float('nan')):.4f}{extra}")
+
+
+def model_list(entries) -> None:
+    t = Table("name", "task", "description")
+    for e in entries:
+        t.add_row(e.name, e.task, e.description)
+    out_console.print(t)
+
+
+# ---- classify ---------------------------------------------------------------------------------
+def classified(result, clf, output: Path | None) -> None:
+    from ..preprocess import display_name
+
+    if result.bad:
+        console.print(f"[yellow]{len(result.bad)} file(s) could not be classified:[/]")
+        for _, err in result.bad:
+            console.print(f"  {escape(err)}", highlight=False, soft_wrap=True)
+    console.print(f"classified {result.n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version})"
+                  + (f" -> {display_name(output)}" if output else ""), highlight=False)
+
+
+# ---- bench ------------------------------------------------------------------------------------
+def bench_report(report: dict) -> None:
+    from ..bench.report import table_rows
+
+    head, body = table_rows(report)
+    t = Table(*head, title=f"{report['dataset']} {report['split']} (n={report['n']}), reference: {report['reference']}")
+    for row, r in zip(body, report["rows"]):
+        t.add_row(*row, style=None if r["status"] == "ok" else "red")
+    out_console.print(t)
+    for r in report["rows"]:
+        if r["status"] != "ok":
+            console.print(f"[red]{escape(r['variant'])}[/]: {escape(str(r['error']))}", highlight=False, soft_wrap=True)
+    if "compare" in report:
+        ct = Table("variant", "thr", "Δ acc", "Δ p50 ms", "Δ p50 %", "Δ size B", "flags")
+        for d in report["compare"]:
+            if "note" in d:
+                ct.add_row(d["variant"], str(d["threads"]), "", "", "", "", d["note"])
+            else:
+                ct.add_row(d["variant"], str(d["threads"]), f"{d['d_accuracy']:+.4f}", f"{d['d_p50_ms']:+.3f}",
+                           f"{d['d_p50_rel']:+.1%}", f"{d['d_size_bytes']:+d}", "; ".join(d["flags"]) or "ok",
+                           style="red" if d["regression"] else None)
+        out_console.print(ct)
+
+
+def gate_failures(gates: list[str]) -> None:
+    for g in gates:
+        console.print(f"[bold red]gate failed:[/] {escape(g)}", highlight=False, soft_wrap=True)
+
+
+# ---- segment / count / calibrate ----------------------------------------------------------------
+def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
+    problems(result.bad)
+    size = f"{seg.spec.input_width}x{seg.spec.input_height}"
+    how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
+    console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
+
+
+def counted(result, labels) -> None:
+    from ..tasks.count import UNCERTAIN
+
+    report = result.report
+    cols = [*labels, UNCERTAIN]
+    t = Table("file", "WBCs", *labels, UNCERTAIN)
+    for r in report["images"]:
+        t.add_row(Path(r["file"]).name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
+    t.add_row(
+        "total %", str(sum(report["totals"].values())), *[f"{report['percent'][k]:.1f}" for k in cols], style="bold"
+    )
+    out_console.print(t)
+    problems(result.bad)
+
+
+def calibrated(r) -> None:
+    c = r.choice
+    out_console.print(f"{r.spec_path}: temperature {r.temperature:.3f}, uncertain below {c.threshold:.3f} "
+                      f"(val n={r.n}: accepted {c.coverage:.1%} at accuracy {c.accuracy:.4f})")
+
+
+# ---- export -----------------------------------------------------------------------------------
+def bundles(items: list[dict], out: Path) -> None:
+    t = Table(
+        "model", "input", "output", "labels", "test acc", "uncertain <", "size KB", "sha256", title=f"bundle: {out}"
+    )
+    for b in items:
+        acc = b["accuracy_this_file"]
+        t.add_row(b["model_file"], f"{b['input']['dtype']} {'x'.join(map(str, b['input']['shape']))}",
+                  f"{b['output']['dtype']} {b['output']['activation']}", str(len(b["labels"])),
+                  f"{acc['accuracy']:.4f}" if acc else "-", f"{b['uncertain_threshold']:.2f}",
+                  f"{b['size_bytes'] / 1024:.1f}", b["sha256"][:12])
+    out_console.print(t)
+
+
+# ---- data -------------------------------------------------------------------------------------
+def data_info(root: Path, sources, rows: list[dict], env_var: str) -> None:
+    console.print("data is looked for in: " + " -> ".join(f"{k} ({v})" for k, v in sources), highlight=False)
+    t = Table("dataset", "present", "path", "description", title=f"data root: {root}")
+    for r in rows:
+        t.add_row(r["dataset"], "yes" if r["present"] else "no", r["path"], r["description"])
+    out_console.print(t)
+    if not any(r["present"] for r in rows):
+        console.print(f"nothing found: set {env_var}, pass --data, or run `edge-wbc data fetch bloodmnist`")
+
+
+def data_check(result) -> None:
+    ds, counts, dups = result.dataset, result.counts, result.near_duplicates
+    t = Table("class", *counts.keys(), title=f"{ds.name}: images per split")
+    for lab in ds.labels:
+        t.add_row(lab, *[str(counts[s][lab]) for s in counts])
+    t.add_row("total", *[str(sum(counts[s].values())) for s in counts], style="bold")
+    out_console.print(t)
+    dt = Table("splits", "near-duplicate pairs", "examples")
+    for k, pairs in dups.items():
+        dt.add_row(k, str(len(pairs)), "; ".join(f"{a} ~ {b} (d={d})" for a, b, d in pairs[:3]))
+    out_console.print(dt)

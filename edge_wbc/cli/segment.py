@@ -1,0 +1,68 @@
+"""`edge-wbc segment`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..defaults import MASK_THRESHOLD, SPECK_FRAC
+from . import render
+from .app import app, fail
+
+
+def default_asset(name: str) -> Path:
+    from ..assets import assets_dir
+
+    p = assets_dir() / name
+    if not p.is_file():
+        fail(f"{p}: shipped model missing; pass it explicitly")
+    return p
+
+
+@app.command()
+def segment(
+    images: List[Path] = typer.Argument(..., help="Image files and/or directories."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Directory for <stem>.mask.png, <stem>.nucleus.png, <stem>.overlay.png."
+    ),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Segmentation .tflite (default: the shipped unet int8)."
+    ),
+    threshold: float = typer.Option(MASK_THRESHOLD, min=0.0, max=1.0),
+    tile: bool = typer.Option(
+        False,
+        "--tile",
+        help="Slide windows of the model's input size (or --window) over the image at "
+        "native scale, for smear fields at the magnification of the training patches (SigTuple fields for "
+        "the shipped model). Without it the whole image is resized to the model's input: right for one-cell "
+        "patches, wrong for a field.",
+    ),
+    window: Optional[int] = typer.Option(
+        None,
+        min=8,
+        help="With --tile: window size in image pixels, e.g. the training "
+        "patches' size in your images' magnification (default: the model's input size).",
+    ),
+    min_area_frac: float = typer.Option(
+        SPECK_FRAC,
+        min=0.0,
+        max=1.0,
+        help="Drop WBC components smaller than this fraction of the "
+        "model's input area, at the model's scale (specks: platelets, debris).",
+    ),
+    threads: int = typer.Option(1, min=1),
+    skip_bad: bool = typer.Option(False, "--skip-bad"),
+):
+    """WBC (and nucleus) masks at each input's own size, plus an overlay."""
+    from ..runtime import TFLiteSegmenter
+    from ..tasks.segment import segment_paths
+
+    if window is not None and not tile:
+        fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
+    seg = TFLiteSegmenter(model or default_asset("wbc_unet_int8.tflite"), num_threads=threads)
+    result = segment_paths(seg, images, out, threshold, tile, min_area_frac, window)
+    render.segmented(result, seg, tile, window, out)
+    if result.bad and not skip_bad:
+        raise typer.Exit(1)

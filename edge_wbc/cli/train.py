@@ -1,0 +1,108 @@
+"""`edge-wbc train`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import render
+from .app import DATA_HELP, app, fail, quiet_tf, say
+from .choices import ClassWeights, Optimizer
+
+
+def parse_builder_args(items: list[str]) -> dict:
+    """--arg KEY=VALUE pairs -> builder kwargs; VALUE is JSON (12, 0.2, [32,64]) or else a string."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"invalid --arg {item!r}: expected KEY=VALUE, e.g. --arg base=12")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def train(
+    model: str = typer.Argument(..., help="Registered model name (see `edge-wbc models`)."),
+    dataset: str = typer.Option(
+        "bloodmnist", help="bloodmnist, pbc128, bccd4, bccd2, a folder path; unet: seg, wbcseg, sigtuple, bccd_smear."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory for model.keras, model.json, curves ..."),
+    size: Optional[int] = typer.Option(None, help="Input size in pixels (default: the dataset's)."),
+    epochs: int = typer.Option(30, min=1),
+    batch: int = typer.Option(64, min=1),
+    optimizer: Optimizer = typer.Option(Optimizer.adam),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default per optimizer)."),
+    class_weights: Optional[ClassWeights] = typer.Option(None, "--class-weights"),
+    seed: int = typer.Option(0, min=0),
+    patience: int = typer.Option(8, min=1, help="Early-stopping patience on val accuracy."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use only N images per split (smoke runs)."),
+    jitter: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help="Photometric augmentation strength (brightness, contrast, saturation, hue); 0 = off.",
+    ),
+    ema: float = typer.Option(
+        0.0, help="EMA momentum of the weights (e.g. 0.99), used for val, checkpoints and the saved model; 0 = off."
+    ),
+    boundary_weight: float = typer.Option(
+        0.0,
+        "--boundary-weight",
+        min=0.0,
+        help="unet: extra cross-entropy weight on pixels within 2 px of a mask boundary; 0 = off.",
+    ),
+    refit: bool = typer.Option(
+        False,
+        "--refit",
+        help="unet: train on train + val for exactly --epochs and keep the last epoch (after choosing the "
+             "recipe on val).",
+    ),
+    init: Optional[Path] = typer.Option(
+        None,
+        "--init",
+        help="Start from this model dir's weights (same-named layers of the same shape; transfer learning).",
+    ),
+    arg: Optional[List[str]] = typer.Option(
+        None,
+        "--arg",
+        help="Builder argument KEY=VALUE (JSON value), e.g. --arg base=12; repeatable; saved in model.json.",
+    ),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+):
+    """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json."""
+    quiet_tf()
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        from ..training.runner import run_training
+        from ..training.train import HParams
+    except ImportError as e:
+        fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
+    hp = HParams(
+        model=model,
+        dataset=dataset,
+        size=size,
+        epochs=epochs,
+        batch=batch,
+        optimizer=optimizer.value,
+        lr=lr,
+        class_weights=class_weights.value if class_weights else None,
+        seed=seed,
+        patience=patience,
+        limit=limit,
+        jitter=jitter,
+        ema=ema,
+        boundary_weight=boundary_weight,
+        refit=refit,
+        model_kwargs=parse_builder_args(arg or []),
+        init=str(init) if init else None,
+    )
+    render.trained(run_training(hp, out, data=data, log=say), out)

@@ -1,0 +1,356 @@
+"""The Android bundle (``edge-wbc export-android``): a drop-in ``.tflite`` + labels + bundle JSON per model.
+
+For every model it writes ``<name>.tflite`` (with TFLite metadata: labels + normalization, see
+:mod:`edge_wbc.export.tflite_metadata`), ``<name>.labels.txt`` and ``<name>.json``, the bundle description
+(input/output contract, quantization, accuracy, uncertain threshold, dataset license, sha256) that
+also nests the full ModelSpec under ``"model_spec"``, so ``TFLiteClassifier`` and ``edge-wbc bench``
+use the exported files directly (``spec_path_for`` picks ``<name>.json``).
+
+Before anything is written the embedded model is checked: it loads, its metadata reads back to the
+same labels and normalization, and its raw output tensors are bit-identical to the source model's on
+a fixed set of inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data.catalog import dataset_credit, dataset_license
+from ..defaults import EXPORT_TARGET_ACCURACY, EXPORT_THRESHOLD_GRID, UNCERTAIN_BELOW
+from ..errors import ModelError, SpecError
+from ..spec import MODES, ModelSpec, spec_path_for
+from . import tflite_metadata as tm
+
+BUNDLE_FORMAT = "edge-wbc-android-bundle"
+BUNDLE_VERSION = 1
+LABELS_IN_MODEL = "labels.txt"  # name of the label file packed inside the .tflite
+DEFAULT_TARGET_ACCURACY = EXPORT_TARGET_ACCURACY
+THRESHOLD_GRID = EXPORT_THRESHOLD_GRID  # 0.50 .. 0.99
+DEFAULT_THRESHOLD = UNCERTAIN_BELOW
+PROJECT_LICENSE = "Apache-2.0"
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "model"
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def resolve_inputs(paths: list[Path], modes: list[str] | None = None) -> list[tuple[Path, ModelSpec, str]]:
+    """(tflite, spec, bundle name) for each DIR (its <mode>.tflite files) or .tflite file."""
+    items: list[tuple[Path, ModelSpec, str]] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            if not (p / "model.json").is_file():
+                raise ModelError(f"{p}: not a model directory (no model.json)")
+            files = sorted(f for f in p.glob("*.tflite") if f.stem in MODES)
+            if modes:
+                files = [f for f in files if f.stem in modes]
+            if not files:
+                want = ", ".join(f"{m}.tflite" for m in modes) if modes else "<mode>.tflite"
+                raise ModelError(
+                    f"{p}: no {want} to export (run `edge-wbc convert {p} --mode {(modes or ['int8'])[0]}` first)"
+                )
+            for f in files:
+                spec = _load_spec(f)
+                items.append((f, spec, f"{_safe(Path(spec.dataset).name or 'model')}_{f.stem}"))
+        elif p.suffix == ".tflite":
+            if not p.is_file():
+                raise ModelError(f"{p}: no such model file")
+            items.append((p, _load_spec(p), _safe(p.stem)))
+        elif not p.exists():
+            raise ModelError(f"{p}: no such file or directory")
+        else:
+            raise ModelError(f"{p}: expected a model directory or a .tflite file")
+    seen: dict[str, Path] = {}
+    for f, _, name in items:
+        if name in seen:
+            raise ModelError(f"{f} and {seen[name]} would both be exported as {name}.tflite")
+        seen[name] = f
+    return items
+
+
+def _load_spec(tflite: Path) -> ModelSpec:
+    try:
+        spec = ModelSpec.load(spec_path_for(tflite))
+    except SpecError as e:
+        raise ModelError(f"{tflite}: {e}") from None
+    if spec.task == "segmentation":
+        raise ModelError(f"{tflite}: export-android handles classification and binary models, not {spec.task}")
+    return spec
+
+
+# ---- the interpreter -------------------------------------------------------------------------
+def _interpreter(content: bytes):
+    from ..runtime import interpreter_backend
+
+    Interp, _, _ = interpreter_backend()
+    it = Interp(model_content=content, num_threads=1)
+    it.allocate_tensors()
+    return it
+
+
+def raw_outputs(content: bytes, images: np.ndarray) -> np.ndarray:
+    """Raw output tensors for quantized inputs (N, H, W, C) in the input tensor's dtype."""
+    it = _interpreter(content)
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    out = []
+    for x in images:
+        it.set_tensor(i["index"], x[None])
+        it.invoke()
+        out.append(it.get_tensor(o["index"]).copy())
+    return np.stack(out)
+
+
+def probe_inputs(clf, n: int = 24, seed: int = 0) -> np.ndarray:
+    """A fixed set of quantized inputs: black, white and seeded random images."""
+    shape = clf.spec.input_shape
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.zeros((1, *shape), np.uint8), np.full((1, *shape), 255, np.uint8),
+                        rng.integers(0, 256, (n, *shape), dtype=np.uint8)])
+    return np.stack([clf.quantize_input(xi) for xi in x])
+
+
+def _quant(detail: dict) -> dict:
+    scale, zp = detail["quantization"]
+    return {"scale": float(scale), "zero_point": int(zp), "quantized": bool(scale)}
+
+
+# ---- metadata ------------------------------------------------------------------------------------
+def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool) -> tm.ModelMetadata:
+    """TFLite metadata for an image classifier whose graph normalizes its raw 0-255 RGB input.
+
+    NormalizationOptions is mean 0, std 1 (identity): an app or the Task Library must feed the
+    pixel values as they are. Stats give the value range (0..255 in, 0..1 out).
+    """
+    from .. import __version__
+
+    labels_file = tm.AssociatedFile(
+        LABELS_IN_MODEL, "TENSOR_AXIS_LABELS", "Class labels, one per line, in output order."
+    )
+    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
+    graph_norm = f"x * {spec.norm_scale:.8g} + {spec.norm_offset:.8g}"
+    inp = tm.TensorMetadata(
+        name="image",
+        description=(f"{spec.input_width}x{spec.input_height} {color} image, raw pixel values 0-255 (NHWC, no "
+                     f"normalization: the graph computes {graph_norm} itself)."),
+        content="image", color_space=color, image_size=(spec.input_width, spec.input_height),
+        norm_mean=(0.0,), norm_std=(1.0,), stats_min=(0.0,), stats_max=(255.0,))
+    if binary_sigmoid:
+        # One sigmoid output: the probability of labels[1]. A label file on a 1-element axis would
+        # mislead readers, so it is attached to the model instead.
+        out = tm.TensorMetadata(name="probability", description=f"Sigmoid probability of '{spec.labels[1]}'.",
+                                content="feature", stats_min=(0.0,), stats_max=(1.0,))
+        model_files = (labels_file,)
+    else:
+        out = tm.TensorMetadata(
+            name="probability",
+            description=f"Softmax probabilities of the {spec.num_classes} labels.",
+            content="feature",
+            stats_min=(0.0,),
+            stats_max=(1.0,),
+            associated_files=(labels_file,),
+        )
+        model_files = ()
+    return tm.ModelMetadata(
+        name=name,
+        description=(
+            f"White-blood-cell classifier ({spec.source_model or 'model'}, {spec.quantization}) trained on "
+            f"{spec.dataset or 'unknown data'}: {', '.join(spec.labels)}."
+        ),
+        version=f"edge-wbc {__version__}",
+        author="edge-wbc",
+        license=f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
+        f"{dataset_license(spec.dataset)}.",
+        inputs=(inp,),
+        outputs=(out,),
+        subgraph_name=name,
+        associated_files=model_files,
+    )
+
+
+# ---- evaluation: test accuracy of this exact file, uncertain threshold from val ------------------
+def _at(conf: np.ndarray, correct: np.ndarray, t: float) -> dict:
+    keep = conf >= t
+    return {"n": int(len(conf)), "coverage": float(keep.mean()),
+            "accuracy_reported": float(correct[keep].mean()) if keep.any() else None,
+            "uncertain": int((~keep).sum()), "errors_reported": int((~correct & keep).sum()),
+            "errors_total": int((~correct).sum())}
+
+
+def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: float | None,
+             target_accuracy: float) -> dict:
+    """Accuracy of ``tflite`` on its dataset's test split; the uncertain threshold from val."""
+    from ..data import load_dataset
+    from ..errors import DataError
+    from ..metrics.classification import macro_f1
+    from ..runtime import TFLiteClassifier
+    from ..tasks.calibrate import choose_threshold
+
+    try:
+        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed)
+    except DataError as e:
+        raise DataError(f"{e} (evaluation needs the {spec.dataset} data; --no-eval skips it)") from None
+    clf = TFLiteClassifier(tflite, spec=spec)
+    res = {}
+    for split in ("val", "test"):
+        sp = ds.split(split)
+        p = clf.predict(sp.images)
+        pred = p.argmax(1)
+        res[split] = (p.max(1), pred == sp.labels, pred, sp.labels)
+    conf_v, ok_v, _, _ = res["val"]
+    conf_t, ok_t, pred_t, y_t = res["test"]
+    if threshold is not None:
+        t, basis = float(threshold), "set with --threshold"
+    else:
+        choice = choose_threshold(conf_v, ok_v, target_accuracy, candidates=THRESHOLD_GRID)
+        t = choice.threshold
+        if not choice.reached:
+            t = DEFAULT_THRESHOLD
+            basis = (f"default {DEFAULT_THRESHOLD}: no threshold in {THRESHOLD_GRID[0]:.2f}..{THRESHOLD_GRID[-1]:.2f} "
+                     f"reaches accuracy {target_accuracy} on the reported val predictions")
+        else:
+            basis = (
+                f"lowest threshold in {THRESHOLD_GRID[0]:.2f}..{THRESHOLD_GRID[-1]:.2f} (step 0.01) at which the "
+                f"predictions it reports on the {spec.dataset} val split are at least {target_accuracy:.3g} accurate"
+            )
+    return {
+        "test": {"dataset": spec.dataset, "split": "test", "n": int(len(y_t)), "accuracy": float(ok_t.mean()),
+                 "macro_f1": macro_f1(y_t, pred_t, spec.num_classes)},
+        "uncertain": {"threshold": t, "basis": basis,
+                      "target_accuracy": None if threshold is not None else target_accuracy,
+                      "val": _at(conf_v, ok_v, t), "test": _at(conf_t, ok_t, t),
+                      "val_at_0.5": _at(conf_v, ok_v, 0.5)},
+    }
+
+
+# ---- export ------------------------------------------------------------------------------------
+def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_data: bool = True,
+               data: str | Path | None = None, threshold: float | None = None,
+               target_accuracy: float = DEFAULT_TARGET_ACCURACY, log: Callable[[str], None] = lambda s: None) -> dict:
+    from ..fileio import atomic_write_bytes, atomic_write_text
+    from ..runtime import TFLiteClassifier
+
+    clf = TFLiteClassifier(tflite, spec=spec)  # checks input shape and label count against the spec
+    src = clf.content
+    md = build_model_metadata(spec, name, clf.binary_sigmoid)
+    labels_text = "\n".join(spec.labels) + "\n"
+    new = tm.populate(src, tm.build_metadata(md), {LABELS_IN_MODEL: labels_text.encode("utf-8")})
+
+    # The embedded model must read back and compute exactly what the source computes.
+    back = tm.read_metadata(new)
+    if back != md or tm.read_labels(new) != spec.labels:
+        raise ModelError(f"{tflite}: the embedded metadata does not read back as written")
+    probe = probe_inputs(clf)
+    if not np.array_equal(raw_outputs(src, probe), raw_outputs(new, probe)):
+        raise ModelError(f"{tflite}: outputs changed after embedding metadata; nothing written")
+
+    report = None
+    if evaluate_data:
+        with tempfile.TemporaryDirectory() as tmp:
+            f = Path(tmp) / f"{name}.tflite"
+            f.write_bytes(new)
+            report = evaluate(f, spec, data, threshold, target_accuracy)
+        log(f"{name}: test accuracy {report['test']['accuracy']:.4f} (n={report['test']['n']}), "
+            f"uncertain below {report['uncertain']['threshold']:.2f}")
+
+    ins, outs = clf.input, clf.output
+    m = spec.metrics or {}
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "name": name,
+        "model_file": f"{name}.tflite",
+        "labels_file": f"{name}.labels.txt",
+        "sha256": hashlib.sha256(new).hexdigest(),
+        "size_bytes": len(new),
+        "source": {"file": tflite.name, "sha256": hashlib.sha256(src).hexdigest()},
+        "input": {
+            "name": ins["name"],
+            "shape": [int(v) for v in ins["shape"]],
+            "dtype": np.dtype(ins["dtype"]).name,
+            "layout": "NHWC",
+            "color_order": "RGB" if spec.channels == 3 else "GRAY",
+            "value_range": [0, 255],
+            "normalization": (
+                f"none outside the model: the graph computes {spec.norm_scale:.8g} * x + "
+                f"{spec.norm_offset:.8g} on the raw pixels"
+            ),
+            "quantization": _quant(ins),
+            "encode": (
+                "q = round(pixel / scale) + zero_point, clamped to the dtype's range"
+                if ins["quantization"][0]
+                else "pixel values as float32, 0-255"
+            ),
+            "resize": {"size": [spec.input_height, spec.input_width], "filter": spec.resample, "crop": spec.crop},
+        },
+        "output": {
+            "name": outs["name"],
+            "shape": [int(v) for v in outs["shape"]],
+            "dtype": np.dtype(outs["dtype"]).name,
+            "meaning": (
+                f"sigmoid probability of '{spec.labels[1]}' (1 - p for '{spec.labels[0]}')"
+                if clf.binary_sigmoid
+                else "probability per class (softmax), in labels order"
+            ),
+            "activation": "sigmoid" if clf.binary_sigmoid else "softmax",
+            "quantization": _quant(outs),
+            "decode": ("p = (q - zero_point) * scale" if outs["quantization"][0] else "float32 probabilities"),
+        },
+        "labels": list(spec.labels),
+        "uncertain_threshold": report["uncertain"]["threshold"] if report else DEFAULT_THRESHOLD,
+        "uncertain_rule": "report 'uncertain' when the top probability is below uncertain_threshold",
+        "uncertain_threshold_basis": report["uncertain"]
+        if report
+        else {"threshold": DEFAULT_THRESHOLD, "basis": "default (exported with --no-eval)"},
+        "accuracy": {
+            "value": m.get("accuracy"),
+            "macro_f1": m.get("macro_f1"),
+            "test_set": f"{spec.dataset} {m.get('split', 'test')} split (n={m['n']})" if "n" in m else None,
+            "measured_on": "the float (Keras) model after training (ModelSpec metrics)",
+        }
+        if "accuracy" in m
+        else None,
+        "accuracy_this_file": report["test"] if report else None,
+        "dataset": {
+            "name": spec.dataset,
+            "license": dataset_license(spec.dataset),
+            "credit": dataset_credit(spec.dataset),
+        },
+        "model_license": PROJECT_LICENSE,
+        "metadata": {
+            "entry": tm.METADATA_NAME,
+            "associated_files": [LABELS_IN_MODEL],
+            "normalization": {"mean": list(md.inputs[0].norm_mean), "std": list(md.inputs[0].norm_std)},
+            "min_parser_version": md.min_parser_version,
+        },
+        "model_spec": spec.to_dict(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{name}.tflite", new)
+    atomic_write_text(out / f"{name}.labels.txt", labels_text)
+    atomic_write_text(out / f"{name}.json", json.dumps(bundle, indent=2) + "\n")
+    return bundle
+
+
+def export_android(
+    paths: list[Path],
+    out: Path,
+    modes: list[str] | None = None,
+    *,
+    evaluate_data: bool = True,
+    data: str | Path | None = None,
+    threshold: float | None = None,
+    target_accuracy: float = DEFAULT_TARGET_ACCURACY,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[dict]:
+    items = resolve_inputs(paths, modes)  # resolve everything first: a bad argument writes nothing
+    return [export_one(f, spec, name, Path(out), evaluate_data=evaluate_data, data=data, threshold=threshold,
+                       target_accuracy=target_accuracy, log=log) for f, spec, name in items]

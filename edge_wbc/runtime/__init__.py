@@ -1,0 +1,16 @@
+"""The on-device runtime (no TensorFlow): interpreter selection, the model wrapper, classifier, segmenter.
+
+``TFLiteClassifier(path).predict(images)`` gives class probabilities; ``TFLiteSegmenter(path)``
+gives probability maps. Outputs become probabilities through :mod:`edge_wbc.runtime.probs`.
+"""
+
+from .classifier import TFLiteClassifier, iter_predictions
+from .interpreter import BACKENDS, check_tflite_file, interpreter_backend, probe_model
+from .model import TFLiteModel, read_labels
+from .probs import class_probs, keras_probs
+from .segmenter import TFLiteSegmenter
+
+__all__ = [
+    "TFLiteModel", "TFLiteClassifier", "TFLiteSegmenter", "iter_predictions", "interpreter_backend", "BACKENDS",
+    "check_tflite_file", "probe_model", "read_labels", "class_probs", "keras_probs",
+]

@@ -1,0 +1,1 @@
+"""Tasks built on the runtime: classify files, segment, count WBCs on smears, calibrate a classifier."""

@@ -1,0 +1,157 @@
+"""Smear -> WBC differential: find WBCs with a U-Net, classify each crop, count.
+
+Detection, two ways. By default the ``unet`` smear model (trained on BCCD smears with their VOC WBC
+boxes as targets) gives a WBC probability map of the whole smear resized to its input; 4-connected
+components above 0.5 become boxes, scaled to the original image. With ``tile`` (fields at the
+magnification of the cell segmenter's training patches, e.g. SigTuple smears, where the BCCD
+detector's cells would be a few pixels wide) the cell segmenter runs in windows at native scale
+(``TFLiteSegmenter.predict_tiled``) and the components of its WBC map, less specks, become boxes.
+Each box is cropped as a square of side max(w, h) around its centre (as the BCCD crops are) and
+classified. A crop whose calibrated confidence is below the
+classifier's ``uncertain_below`` (chosen on val, stored in its model.json metrics) is reported as
+``uncertain``, never forced into a class.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from PIL import Image, ImageDraw
+
+from ..defaults import MASK_THRESHOLD, SPECK_FRAC, TEMPERATURE, UNCERTAIN_BELOW
+from ..errors import ImageError, ModelError
+from ..fileio import atomic_open, atomic_write_text
+from ..preprocess import load_image, resize_image
+from ..runtime import TFLiteClassifier, TFLiteSegmenter
+from .calibrate import apply_temperature
+from .segment import boxes_from_map, component_boxes, save_png
+
+UNCERTAIN = "uncertain"
+
+
+def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    return img.crop((left, top, left + side, top + side))  # outside the image: black padding
+
+
+class SmearCounter:
+    def __init__(
+        self,
+        detector: str | Path,
+        classifier: str | Path,
+        threads: int = 1,
+        threshold: float = MASK_THRESHOLD,
+        uncertain_below: float | None = None,
+        tile: bool = False,
+        window: int | None = None,
+    ):
+        if window is not None and not tile:
+            raise ValueError(f"window {window} px applies to tiled detection only")
+        self.det = TFLiteSegmenter(detector, num_threads=threads)
+        if "wbc" not in self.det.spec.labels:
+            raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
+        self.tile, self.window = tile, window
+        self.clf = TFLiteClassifier(classifier, num_threads=threads)
+        m = self.clf.spec.metrics or {}
+        self.temperature = float(m.get("temperature", TEMPERATURE))
+        self.uncertain_below = float(
+            uncertain_below if uncertain_below is not None else m.get("uncertain_below", UNCERTAIN_BELOW)
+        )
+        self.threshold = threshold
+
+    def detect(self, img: Image.Image) -> list[tuple[list[int], float]]:
+        c = self.det.spec.labels.index("wbc")
+        if self.tile:
+            prob = self.det.predict_tiled(img, self.window)[..., c]
+            kh, kw = self.det.window_shape(self.window)
+            return [(box, p) for box, p, _ in component_boxes(prob > self.threshold, SPECK_FRAC * kh * kw, prob)]
+        prob = self.det.predict(resize_image(img, self.det.spec)[None])[0][..., c]
+        sx, sy = img.width / self.det.spec.input_width, img.height / self.det.spec.input_height
+        out = []
+        for (x0, y0, x1, y1), p, _ in boxes_from_map(prob, self.threshold):
+            out.append(([int(round(x0 * sx)), int(round(y0 * sy)), min(img.width, int(round(x1 * sx))),
+                         min(img.height, int(round(y1 * sy)))], p))
+        return out
+
+    def count_image(self, path: Path) -> dict:
+        img = load_image(path)
+        cells = []
+        for box, det_p in self.detect(img):
+            crop = resize_image(square_crop(img, box), self.clf.spec)
+            p = apply_temperature(self.clf.predict(crop[None]), self.temperature)[0]
+            k = int(p.argmax())
+            label = self.clf.labels[k] if p[k] >= self.uncertain_below else UNCERTAIN
+            cells.append({"box": box, "label": label, "confidence": round(float(p[k]), 4), "class": self.clf.labels[k],
+                          "detection": round(det_p, 4)})
+        counts: dict[str, int] = {}
+        for c in cells:
+            counts[c["label"]] = counts.get(c["label"], 0) + 1
+        return {"file": str(path), "width": img.width, "height": img.height, "cells": cells, "counts": counts}
+
+    def annotate(self, path: Path, result: dict, out: Path) -> None:
+        img = load_image(path).copy()
+        d = ImageDraw.Draw(img)
+        for c in result["cells"]:
+            col = (255, 160, 0) if c["label"] == UNCERTAIN else (0, 200, 255)
+            d.rectangle(c["box"], outline=col, width=3)
+            d.text((c["box"][0] + 4, max(0, c["box"][1] - 12)), f"{c['label']} {c['confidence']:.2f}", fill=col)
+        save_png(img, out)
+
+
+def summarize(images: list[dict], labels) -> dict:
+    totals = {lab: 0 for lab in [*labels, UNCERTAIN]}
+    for r in images:
+        for k, v in r["counts"].items():
+            totals[k] = totals.get(k, 0) + v
+    n = sum(totals.values())
+    return {
+        "images": images,
+        "totals": totals,
+        "percent": {k: (100.0 * v / n if n else 0.0) for k, v in totals.items()},
+    }
+
+
+def write_outputs(report: dict, labels, json_out: Path | None, csv_out: Path | None) -> None:
+    if json_out:
+        atomic_write_text(json_out, json.dumps(report, indent=2) + "\n")
+    if csv_out:
+        cols = [*labels, UNCERTAIN]
+        with atomic_open(csv_out, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "width", "height", "cells", *cols, "error"])
+            for r in report["images"]:
+                w.writerow([r["file"], r.get("width", ""), r.get("height", ""), len(r.get("cells", [])),
+                            *[r.get("counts", {}).get(c, 0) for c in cols], r.get("error", "")])
+
+
+@dataclass
+class CountResult:
+    report: dict  # ``summarize``: images, totals, percent (the --json output)
+    bad: list[str] = field(default_factory=list)
+
+
+def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None = None, json_out: Path | None = None,
+                csv_out: Path | None = None) -> CountResult:
+    """Count every smear of ``paths``; annotated PNGs into ``out``, the report to ``json_out`` / ``csv_out``."""
+    from ..data import iter_inputs
+
+    results, bad = [], []
+    for p in iter_inputs(paths):
+        try:
+            r = sc.count_image(p)
+            if out:
+                sc.annotate(p, r, out / f"{p.stem}.count.png")
+        except ImageError as e:
+            bad.append(str(e))
+            r = {"file": str(p), "cells": [], "counts": {}, "error": str(e)}
+        results.append(r)
+    report = summarize(results, sc.clf.labels)
+    write_outputs(report, sc.clf.labels, json_out, csv_out)
+    return CountResult(report, bad)
