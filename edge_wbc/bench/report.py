@@ -49,7 +49,7 @@ def check_gates(report: dict, max_drop=None, min_agreement=None, max_p50_ms=None
 
 # ---- compare ----------------------------------------------------------------------------------
 #: p50 noise margin for --compare: two back-to-back runs on an idle machine differ by less than
-#: this (measured and stated in the README); a larger slowdown is flagged as a regression.
+#: this (measured and stated in docs/bench.md); a larger slowdown is flagged as a regression.
 P50_NOISE = 0.10
 
 
