@@ -30,3 +30,12 @@ EXPORT_THRESHOLD_GRID = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))
 
 #: Temperature of an uncalibrated classifier.
 TEMPERATURE = 1.0
+
+#: The WBC-centred crop of a field classifier (``crop: "wbc"``): side = this x the WBC's longer side.
+CROP_RATIO = 1.5
+
+#: A WBC component smaller than this share of the segmenter's input is not taken for the cell.
+CROP_MIN_WBC_FRAC = 0.01
+
+#: The segmenter that finds the WBC for ``crop: "wbc"`` models (a shipped model's name).
+CROP_SEGMENTER = "wbc_unet_int8"

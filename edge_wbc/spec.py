@@ -21,7 +21,7 @@ TASKS = ("classification", "binary", "segmentation")
 #: Every ``quantization`` a spec may have: "keras" and the conversion modes (the mode table's names).
 MODES = QUANTIZATIONS
 RESAMPLE = ("bicubic", "bilinear", "nearest", "lanczos", "box")
-CROPS = ("none", "center_square")
+CROPS = ("none", "center_square", "wbc")
 CHANNELS = (1, 3)
 SPEC_VERSION = 1
 
@@ -46,6 +46,11 @@ class ModelSpec:
     normalization_in_graph: bool = True
     resample: str = "bicubic"
     crop: str = "none"
+    # crop "wbc": the WBC-centred square (edge_wbc.tasks.wbccrop): side = crop_ratio x the WBC's longer
+    # side, the WBC found by the shipped segmenter crop_model. Both are None (and absent from the JSON)
+    # for every other crop.
+    crop_ratio: float | None = None
+    crop_model: str | None = None
     dataset: str = ""
     source_model: str = ""
     # keyword arguments of the registered builder beyond its defaults (e.g. {"base": 12} for unet),
@@ -63,6 +68,14 @@ class ModelSpec:
         _choice("channels", self.channels, CHANNELS)
         _choice("resample", self.resample, RESAMPLE)
         _choice("crop", self.crop, CROPS)
+        if self.crop == "wbc":
+            r = self.crop_ratio
+            if not isinstance(r, (int, float)) or isinstance(r, bool) or not 1.0 <= r <= 4.0:
+                raise SpecError(f"invalid crop_ratio {self.crop_ratio!r}: a 'wbc' crop needs a ratio between 1 and 4")
+            if not isinstance(self.crop_model, str) or not self.crop_model:
+                raise SpecError("a 'wbc' crop needs crop_model: the name of the segmenter that finds the WBC")
+        elif self.crop_ratio is not None or self.crop_model is not None:
+            raise SpecError(f"crop_ratio and crop_model are for crop 'wbc', not {self.crop!r}")
         _choice("quantization", self.quantization, MODES)
         for name in ("input_height", "input_width"):
             v = getattr(self, name)
@@ -98,6 +111,9 @@ class ModelSpec:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["labels"] = list(self.labels)
+        for k in ("crop_ratio", "crop_model"):  # only a 'wbc' crop has them: other specs keep their JSON
+            if d[k] is None:
+                del d[k]
         return d
 
     @classmethod

@@ -224,6 +224,27 @@ def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions
     return Dataset(root.name, tuple(names), splits, source=str(root))
 
 
+def bccd_parts(y: np.ndarray, groups: list[str], bccd_root: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """BCCD's split by smear: test = the smears of ``BCCD/ImageSets/Main/test.txt``; the other smears
+    split train/val (85/15), stratified by class, whole smears at a time."""
+    y = np.asarray(y, np.int64)
+    test_list = Path(bccd_root) / "BCCD" / "ImageSets" / "Main" / "test.txt"
+    if not test_list.is_file():
+        return stratified_split(y, (0.7, 0.15, 0.15), seed, groups)
+    try:
+        test_smears = {ln.strip() for ln in test_list.read_text(encoding="utf-8").split() if ln.strip()}
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{test_list}: cannot read the test smear list ({e})") from None
+    is_test = np.array([g in test_smears for g in groups])
+    rest = np.flatnonzero(~is_test)
+    sub = stratified_split(y[rest], (0.85, 0.15, 0.0), seed, [groups[i] for i in rest])
+    return {
+        "train": rest[np.concatenate([sub["train"], sub["test"]])],
+        "val": rest[sub["val"]],
+        "test": np.flatnonzero(is_test),
+    }
+
+
 def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int = 0, progress=None) -> Dataset:
     """BCCD WBC crops split by source smear.
 
@@ -260,22 +281,7 @@ def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int 
             ys.append(names.index(lab))
             groups.append(m.group(1) if m else f.stem)
     y = np.array(ys, np.int64)
-    test_list = bccd_root / "BCCD" / "ImageSets" / "Main" / "test.txt"
-    if test_list.is_file():
-        try:
-            test_smears = {ln.strip() for ln in test_list.read_text(encoding="utf-8").split() if ln.strip()}
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"{test_list}: cannot read the test smear list ({e})") from None
-        is_test = np.array([g in test_smears for g in groups])
-        rest = np.flatnonzero(~is_test)
-        sub = stratified_split(y[rest], (0.85, 0.15, 0.0), seed, [groups[i] for i in rest])
-        parts = {
-            "train": rest[np.concatenate([sub["train"], sub["test"]])],
-            "val": rest[sub["val"]],
-            "test": np.flatnonzero(is_test),
-        }
-    else:
-        parts = stratified_split(y, (0.7, 0.15, 0.15), seed, groups)
+    parts = bccd_parts(y, groups, bccd_root, seed)
     x, ids = _decode_files(files, spec, progress)
     splits = {
         s: Split(x[np.sort(i)], y[np.sort(i)], [ids[j] for j in np.sort(i)], [groups[j] for j in np.sort(i)])

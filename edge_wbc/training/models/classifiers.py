@@ -60,10 +60,16 @@ def binary2(spec, K=None):
     return K.Model(inp, x, name="binary2")
 
 
-def _wbcnet(K, spec, name, widths, dropout, stem=()):
-    """Optional stride-2 conv-BN-ReLU stem, then stages of 2 conv-BN-ReLU with max-pooling between, GAP."""
+def _wbcnet(K, spec, name, widths, dropout, stem=(), standardize=False):
+    """Optional per-image standardization and stride-2 conv-BN-ReLU stem, then stages of 2 conv-BN-ReLU
+    with max-pooling between, GAP."""
     K = _keras(K)
     inp, x = _input(K, spec)
+    if standardize:
+        # each channel of each image to zero mean and unit variance over its pixels: a microscope's
+        # colour cast, brightness and contrast are gone before the first convolution (int8: MEAN,
+        # SQUARED_DIFFERENCE, RSQRT, MUL)
+        x = K.layers.LayerNormalization(axis=[1, 2], center=False, scale=False, epsilon=1e-3, name="standardize")(x)
     for i, f in enumerate(stem):
         x = _cbr(K, x, f, f"stem{i + 1}", stride=2)
     for s, f in enumerate(widths):
@@ -79,6 +85,15 @@ def _wbcnet(K, spec, name, widths, dropout, stem=()):
 @register_model("wbcnet", description="small VGG-style BN CNN (3 stages x 2 conv, GAP); the 28 px default")
 def wbcnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
     return _wbcnet(K, spec, "wbcnet", widths, dropout)
+
+
+@register_model(
+    "fieldnet",
+    default_size=64,
+    description="wbcnet behind per-image standardization: the field classifier (WBC-centred crops, several sources)",
+)
+def fieldnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
+    return _wbcnet(K, spec, "fieldnet", widths, dropout, standardize=True)
 
 
 @register_model(
