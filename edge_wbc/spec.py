@@ -46,7 +46,7 @@ class ModelSpec:
     normalization_in_graph: bool = True
     resample: str = "bicubic"
     crop: str = "none"
-    # crop "wbc": the WBC-centred square (edge_wbc.tasks.wbccrop): side = crop_ratio x the WBC's longer
+    # crop "wbc": the WBC-centred square (edge_wbc.runtime.wbccrop): side = crop_ratio x the WBC's longer
     # side, the WBC found by the shipped segmenter crop_model. Both are None (and absent from the JSON)
     # for every other crop.
     crop_ratio: float | None = None

@@ -27,6 +27,12 @@ def trained(metrics: dict, out: Path) -> None:
 
         out_console.print(dice_summary(metrics["segmentation"]) + f" -> {out}")
         return
+    if isinstance(metrics.get("test"), dict):  # a field model: per source
+        parts = [f"{s} {m['accuracy']:.4f}" for s, m in metrics["test"].items()]
+        if "heldout" in metrics:
+            parts.append(f"held out {metrics['heldout']['source']} {metrics['heldout']['accuracy']:.4f}")
+        out_console.print(f"test accuracy {', '.join(parts)} -> {out}")
+        return
     out_console.print(f"test accuracy {metrics.get('accuracy', float('nan')):.4f}, "
                       f"macro-F1 {metrics.get('macro_f1', float('nan')):.4f} -> {out}")
 

@@ -74,9 +74,36 @@ def train(
         "--arg",
         help="Builder argument KEY=VALUE (JSON value), e.g. --arg base=12; repeatable; saved in model.json.",
     ),
+    holdout: Optional[str] = typer.Option(
+        None, "--holdout", help="Field models: a source of --dataset left out of training (leave-one-source-out)."
+    ),
+    steps: int = typer.Option(120, min=1, help="Field models: batches per epoch."),
+    label_map: Optional[List[str]] = typer.Option(
+        None, "--label-map", help="Field models: folder class OLD=NEW, e.g. segmented=neutrophil (repeatable)."
+    ),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
-    """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json."""
+    """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json.
+
+    A comma-separated --dataset (e.g. pbc128,bccd,wbcseg) trains a field classifier on several cell
+    sources at once (five WBC classes, WBC-centred crops, source-balanced sampling).
+    """
+    if "," in dataset or model == "fieldnet":
+        from ..data.cells import parse_label_map
+
+        lm = parse_label_map(label_map)
+        quiet_tf()
+        try:
+            from ..training.field import FieldHParams, train_field
+        except ImportError as e:
+            fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
+        hp = FieldHParams(sources=tuple(s for s in dataset.split(",") if s), model=model, holdout=holdout,
+                          size=size or 64, epochs=epochs, batch=min(batch, 256), lr=lr or 2e-3, seed=seed, steps=steps,
+                          limit=limit, label_map=lm, model_kwargs=parse_builder_args(arg or []))
+        render.trained(train_field(hp, out, data=data, log=say), out)
+        return
+    if holdout or label_map:
+        fail("--holdout and --label-map are for field models (a comma-separated --dataset)")
     quiet_tf()
     try:
         import keras  # noqa: F401

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..errors import DataError, ModelError
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..runtime import TFLiteClassifier, TFLiteSegmenter, interpreter_backend
@@ -196,11 +196,14 @@ def _report_options(options: dict, internal: dict) -> dict:
 
 def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
                       min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
-                      out_name: str | None = None, seed: int = 0, log=print, **mode_options) -> dict:
+                      out_name: str | None = None, seed: int = 0, log=print, override: Dataset | None = None,
+                      **mode_options) -> dict:
     """Convert ``model_dir/model.keras`` to ``model_dir/<mode>.tflite`` (+ ``<mode>.json``) and check it.
 
-    ``mode_options`` are the mode's own options (see :data:`edge_wbc.converters.modes.MODE_TABLE`);
-    one that does not apply to ``mode`` is a :class:`ConversionError` naming the modes it applies to.
+    ``override`` replaces the dataset the spec names (calibration and agreement images), e.g. the
+    training sources' crops of a leave-one-source-out fold. ``mode_options`` are the mode's own
+    options (see :data:`edge_wbc.converters.modes.MODE_TABLE`); one that does not apply to ``mode``
+    is a :class:`ConversionError` naming the modes it applies to.
     """
     model_dir = Path(model_dir)
     m = mode_info(mode)
@@ -217,11 +220,13 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     split_seed = spec.split_seed  # the split the model was trained on; ``seed`` only draws samples
     model = load_keras(model_dir)
     # the dataset is read once, on first use (calibration, agreement, the QAT guard)
-    loaded: list[Dataset] = []
+    loaded: list[Dataset] = [] if override is None else [override]
 
-    def dataset() -> Dataset:
+    def dataset() -> Dataset:  # ``override``, or the spec's dataset on first use
         if not loaded:
-            loaded.append(load_dataset(spec.dataset, spec, data=data, seed=split_seed))
+            from ..tasks.cellsets import load_for_spec
+
+            loaded.append(load_for_spec(spec.dataset, spec, data=data, seed=split_seed))
         return loaded[0]
 
     calib_imgs = None

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..errors import ImageError, ModelError
-from ..preprocess import preprocess
+from ..preprocess import load_image, preprocess, resize_image
 from .model import TFLiteModel
 from .probs import class_probs
+from .wbccrop import WBCFind, canonical_crop, crop_segmenter
+
+
+@dataclass(frozen=True)
+class CellPrediction:
+    """Probabilities of one image, and, for a ``crop: "wbc"`` model, what the WBC finder found."""
+
+    probs: np.ndarray
+    find: WBCFind | None = None
+    input_size: tuple[int, int] | None = None  # (width, height) of the pixels the model's input was resized from
 
 
 class TFLiteClassifier(TFLiteModel):
@@ -22,6 +34,8 @@ class TFLiteClassifier(TFLiteModel):
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
+        self._threads = int(kw.get("num_threads", 1))
+        self._segmenter = None
         out_shape = tuple(int(v) for v in self.output["shape"])
         if len(out_shape) < 2 or out_shape[0] != 1 or min(out_shape) < 1 or any(v != 1 for v in out_shape[1:-1]):
             raise ModelError(f"{self.path}: model output shape {out_shape} is not (1, classes)")
@@ -53,7 +67,27 @@ class TFLiteClassifier(TFLiteModel):
             out[i] = self._probs(self.invoke_one(self.quantize_input(images[i : i + 1])))[0]
         return out
 
+    def segmenter(self):
+        """The segmenter that finds the WBC of a ``crop: "wbc"`` model (loaded on first use)."""
+        if self._segmenter is None:
+            self._segmenter = crop_segmenter(self.spec.crop_model, self._threads)
+        return self._segmenter
+
+    def predict_image(self, img: Image.Image) -> CellPrediction:
+        """One decoded image through the spec's preprocessing (the WBC-centred crop of a 'wbc' model)."""
+        if self.spec.crop == "wbc":
+            crop, find = canonical_crop(img, self.segmenter(), self.spec.crop_ratio)
+            return CellPrediction(self.predict(resize_image(crop, self.spec)[None])[0], find, crop.size)
+        return CellPrediction(self.predict(preprocess(img, self.spec)[None])[0], None, img.size)
+
+    def predict_path(self, path: str | Path) -> CellPrediction:
+        if self.spec.crop == "wbc":
+            return self.predict_image(load_image(path))
+        return CellPrediction(self.predict_file(path), None)
+
     def predict_file(self, path: str | Path) -> np.ndarray:
+        if self.spec.crop == "wbc":
+            return self.predict_image(load_image(path)).probs
         return self.predict(preprocess(path, self.spec)[None])[0]
 
 

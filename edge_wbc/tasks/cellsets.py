@@ -23,7 +23,7 @@ from ..data.cells import VOCAB, CellItems, list_cells
 from ..data.roots import cache_dir
 from ..errors import ImageError
 from ..preprocess import load_image
-from .wbccrop import canonical_crop, crop_segmenter
+from ..runtime.wbccrop import canonical_crop, crop_segmenter
 
 #: The size the crops are cached at (training draws random crops of it, then resizes to the model).
 STORE = 80

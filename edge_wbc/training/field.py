@@ -3,7 +3,7 @@
 ``train_field(FieldHParams(sources=("pbc128", "bccd", "wbcseg")), out)`` trains a five-class WBC
 classifier (:data:`edge_wbc.data.cells.VOCAB`) on the train splits of the sources, with
 
-- every image through the canonical WBC crop (:mod:`edge_wbc.tasks.wbccrop`), cached at 80 px;
+- every image through the canonical WBC crop (:mod:`edge_wbc.runtime.wbccrop`), cached at 80 px;
 - source-balanced sampling: each batch draws the sources equally, and inside a source the classes
   by the square root of their frequency (a source that lacks a class simply never draws it);
 - augmentation for the shifts between microscopes: scale jitter (a random 62-100 % square of the

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..defaults import CROP_MIN_WBC_FRAC, CROP_RATIO, MASK_THRESHOLD
-from .segment import label_components
+from .components import label_components
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ _SEGMENTERS: dict[tuple[str, int], object] = {}
 def crop_segmenter(name_or_path: str | Path, num_threads: int = 1):
     """The segmenter a ``crop: "wbc"`` spec names (a shipped model's name or a path), loaded once per process."""
     from ..assets import assets_dir
-    from ..runtime.segmenter import TFLiteSegmenter
+    from .segmenter import TFLiteSegmenter
 
     path = Path(name_or_path)
     if not path.is_file():
