@@ -106,7 +106,8 @@ def run_keras(job: dict, images: np.ndarray) -> dict:
         else "CPU"
     )
     path = Path(job["path"])
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    from ..keras_objects import custom_objects
+    model = keras.saving.load_model(path, safe_mode=True, compile=False, custom_objects=custom_objects())
     spec = ModelSpec.load(spec_path_for(path))
     fwd = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     x0 = tf.constant(images[:1].astype(np.float32))

@@ -121,7 +121,8 @@ def load_keras(model_dir: Path):
     if not path.is_file():
         raise ModelError(f"{path}: not found (train a model first: edge-wbc train MODEL --out {model_dir})")
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        from ..keras_objects import custom_objects
+        return keras.saving.load_model(path, safe_mode=True, compile=False, custom_objects=custom_objects())
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ModelError(f"{path}: cannot load the Keras model safely ({first})") from None

@@ -174,7 +174,8 @@ def adapt_bundle(model: str, images, out, labels_csv=None, data=None, log=print,
 
     x = np.stack([np.asarray(canonical_crop(load_image(f), seg, spec.crop_ratio)[0]
                              .resize((spec.input_width, spec.input_height), Image.Resampling.BICUBIC)) for f in files])
-    base = keras.saving.load_model(keras_path, compile=False)
+    from ..keras_objects import custom_objects
+    base = keras.saving.load_model(keras_path, compile=False, custom_objects=custom_objects())
     log(f"AdaBN: re-estimating BatchNorm statistics on {len(x)} images")
     m = adabn(base, x)
     how = {"unlabelled_images": len(files), "adabn": True, "labelled_cells": len(labelled)}

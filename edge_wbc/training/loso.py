@@ -105,7 +105,8 @@ def run_loso(sources, out: str | Path, base: FieldHParams | None = None, data=No
             log(f"reusing the trained run {run} (delete it to retrain)")
         else:
             train_field(hp, run, data=data, log=log, crops=cc)
-        model = keras.saving.load_model(run / "model.keras", compile=False)
+        from ..keras_objects import custom_objects
+        model = keras.saving.load_model(run / "model.keras", compile=False, custom_objects=custom_objects())
         train_m = np.isin(src, hp.train_sources) & (split == "train")
         val_m = np.isin(src, hp.train_sources) & (split == "val")
         tfl = convert_int8(run, cc, train_m, val_m, size, log=log)

@@ -178,9 +178,10 @@ def init_from(model, source, keras) -> tuple[int, list[str]]:
     Transfer learning: e.g. start a BCCD classifier from the PBC model of the same architecture; the
     head (a different number of classes) keeps its random weights. Returns (layers copied, layers kept).
     """
-    src = {
-        layer.name: layer for layer in keras.saving.load_model(init_path(source), safe_mode=True, compile=False).layers
-    }
+    from ..keras_objects import custom_objects
+
+    loaded = keras.saving.load_model(init_path(source), safe_mode=True, compile=False, custom_objects=custom_objects())
+    src = {layer.name: layer for layer in loaded.layers}
     copied, skipped = 0, []
     for layer in model.layers:
         if not layer.weights:
@@ -221,7 +222,8 @@ def setup(hp: HParams, out_dir: str | Path, deterministic: bool = False):
 
 def load_best(keras, ckpt: Path):
     """The best checkpoint, reloaded as a user would load it (safe mode, no pickle)."""
-    return keras.saving.load_model(ckpt, safe_mode=True, compile=False)
+    from ..keras_objects import custom_objects
+    return keras.saving.load_model(ckpt, safe_mode=True, compile=False, custom_objects=custom_objects())
 
 
 def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:

@@ -66,10 +66,10 @@ def _wbcnet(K, spec, name, widths, dropout, stem=(), standardize=False):
     K = _keras(K)
     inp, x = _input(K, spec)
     if standardize:
-        # each channel of each image to zero mean and unit variance over its pixels: a microscope's
-        # colour cast, brightness and contrast are gone before the first convolution (int8: MEAN,
-        # SQUARED_DIFFERENCE, RSQRT, MUL)
-        x = K.layers.LayerNormalization(axis=[1, 2], center=False, scale=False, epsilon=1e-3, name="standardize")(x)
+        # each channel of each image to zero mean and unit variance over its pixels (Keras 3 only)
+        from ...keras_objects import custom_objects
+
+        x = custom_objects()["ImageStandardize"](epsilon=1e-3, name="standardize")(x)
     for i, f in enumerate(stem):
         x = _cbr(K, x, f, f"stem{i + 1}", stride=2)
     for s, f in enumerate(widths):
