@@ -14,7 +14,9 @@ from .segment import default_asset
 
 @app.command()
 def count(
-    smears: List[Path] = typer.Argument(..., help="Smear images and/or directories."),
+    smears: Optional[List[Path]] = typer.Argument(
+        None, help="Smear images and/or directories. None: the embedded sample's BCCD test smears."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     csv_out: Optional[Path] = typer.Option(None, "--csv"),
@@ -52,6 +54,11 @@ def count(
         tile=tile,
         window=window,
     )
+    if not smears:
+        from ..data.sample import sample_inputs
+
+        smears, info = sample_inputs("bccd_smear")
+        render.sample_banner(info, "count")
     result = count_paths(sc, smears, out, json_out, csv_out)
     render.counted(result, sc.clf.labels)
     if result.bad and not skip_bad:
