@@ -26,19 +26,22 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "edge_wbc" / "samples"
+SAMPLES = REPO / "edge_wbc" / "samples"
+OUT = SAMPLES
 LIMIT_BYTES = 3_000_000
 
+# (name, license, full credit, short credit for each file of the manifest)
 PBC = ("PBC", "CC BY 4.0", "Acevedo A, Merino A, Alferez S, Molina A, Boldu L, Rodellar J. A dataset of microscopic "
        "peripheral blood cell images for development of automatic recognition systems. Data in Brief 30:105474 "
-       "(2020), doi:10.1016/j.dib.2020.105474; https://data.mendeley.com/datasets/snkd93bnjr/1")
+       "(2020), doi:10.1016/j.dib.2020.105474; https://data.mendeley.com/datasets/snkd93bnjr/1",
+       "Acevedo et al. 2020 (PBC), CC BY 4.0")
 BLOODMNIST = ("BloodMNIST (MedMNIST v2), made from PBC", "CC BY 4.0",
               "Yang J et al. MedMNIST v2. Scientific Data 10:41 (2023), doi:10.1038/s41597-022-01721-8; "
-              "images: " + PBC[2])
+              "images: " + PBC[2], "Yang et al. 2023 (MedMNIST v2); Acevedo et al. 2020 (PBC), CC BY 4.0")
 BCCD = ("BCCD", "MIT", "BCCD Dataset, Copyright (c) 2017 Shenggan; https://github.com/Shenggan/BCCD_Dataset "
-        "(MIT License)")
+        "(MIT License)", "Shenggan 2017 (BCCD), MIT")
 PIG = ("smartphone_pig", "CC0 1.0", "Alipo-on JR, Escobar FI et al. Dataset for Detection of White Blood Cells of the "
-       "Juvenile Visayan Warty Pig in Blood Smear Images (CC0 1.0)")
+       "Juvenile Visayan Warty Pig in Blood Smear Images (CC0 1.0)", "Alipo-on et al. (smartphone_pig), CC0 1.0")
 
 BCCD_SMEARS = 4
 PIG_FIELDS = 3
@@ -52,17 +55,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=os.environ.get("EDGE_WBC_DATA", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--per-class", type=int, default=40)
+    ap.add_argument("--out", default=str(SAMPLES), help="Where to write (default edge_wbc/samples).")
     a = ap.parse_args()
     data = Path(a.data)
+    global OUT
+    OUT = Path(a.out)
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     files: list[dict] = []
 
-    def add(dest: str, src: str, who: tuple[str, str, str]) -> None:
+    def add(dest: str, src: str, who: tuple[str, str, str, str]) -> None:
+        """``src``: the path under the data root it was copied from (or made from)."""
         p = OUT / dest
-        files.append({"file": dest, "sha256": sha256(p), "bytes": p.stat().st_size, "source": f"{who[0]}: {src}",
-                      "license": who[1]})
+        files.append({"file": dest, "sha256": sha256(p), "bytes": p.stat().st_size, "source": src,
+                      "license": who[1], "credit": who[3]})
 
     # PBC 128 px test cells, copied byte for byte.
     for cdir in sorted((data / "pbc128" / "test").iterdir()):
@@ -86,7 +93,7 @@ def main() -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     (OUT / "bloodmnist" / "bloodmnist.npz").write_bytes(buf.getvalue())
-    add("bloodmnist/bloodmnist.npz", f"bloodmnist.npz test rows {len(idx)} (indices in test_index)", BLOODMNIST)
+    add("bloodmnist/bloodmnist.npz", "bloodmnist/bloodmnist.npz (test rows at test_index)", BLOODMNIST)
 
     # BCCD test smears with their VOC boxes.
     b = data / "bccd" / "BCCD"
@@ -97,11 +104,11 @@ def main() -> None:
     for s in smears:
         for sub, ext in (("JPEGImages", ".jpg"), ("Annotations", ".xml")):
             shutil.copyfile(b / sub / f"{s}{ext}", OUT / "bccd" / "BCCD" / sub / f"{s}{ext}")
-            add(f"bccd/BCCD/{sub}/{s}{ext}", f"BCCD/{sub}/{s}{ext}", BCCD)
+            add(f"bccd/BCCD/{sub}/{s}{ext}", f"bccd/BCCD/{sub}/{s}{ext}", BCCD)
     (OUT / "bccd" / "BCCD" / "ImageSets" / "Main" / "test.txt").write_text("\n".join(smears) + "\n")
-    add("bccd/BCCD/ImageSets/Main/test.txt", "BCCD/ImageSets/Main/test.txt (the picked smears)", BCCD)
+    add("bccd/BCCD/ImageSets/Main/test.txt", "bccd/BCCD/ImageSets/Main/test.txt (the picked smears)", BCCD)
     shutil.copyfile(data / "bccd" / "LICENSE", OUT / "bccd" / "LICENSE")
-    add("bccd/LICENSE", "LICENSE", BCCD)
+    add("bccd/LICENSE", "bccd/LICENSE", BCCD)
 
     # smartphone_pig test fields with their YOLO boxes.
     pg = data / "smartphone_pig" / "test"
@@ -111,10 +118,10 @@ def main() -> None:
     for f in fields:
         for sub, ext in (("images", ".jpg"), ("labels", ".txt")):
             shutil.copyfile(pg / sub / f"{f}{ext}", OUT / "smartphone_pig" / "test" / sub / f"{f}{ext}")
-            add(f"smartphone_pig/test/{sub}/{f}{ext}", f"test/{sub}/{f}{ext}", PIG)
+            add(f"smartphone_pig/test/{sub}/{f}{ext}", f"smartphone_pig/test/{sub}/{f}{ext}", PIG)
     for name in ("LICENSE", "CITATION.cff"):
         shutil.copyfile(data / "smartphone_pig" / name, OUT / "smartphone_pig" / name)
-        add(f"smartphone_pig/{name}", name, PIG)
+        add(f"smartphone_pig/{name}", f"smartphone_pig/{name}", PIG)
 
     sets = {
         "bloodmnist": {"path": "bloodmnist/bloodmnist.npz", "split": "test", "n": len(idx),

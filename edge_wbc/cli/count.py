@@ -20,6 +20,9 @@ def count(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    report_html: Optional[Path] = typer.Option(
+        None, "--report", help="One self-contained HTML page (annotated fields, differential chart, models)."
+    ),
     detector: Optional[Path] = typer.Option(
         None,
         help="WBC detector .tflite (default: the shipped smear unet int8, or with --tile the shipped cell unet int8).",
@@ -59,7 +62,18 @@ def count(
 
         smears, info = sample_inputs("bccd_smear")
         render.sample_banner(info, "count")
-    result = count_paths(sc, smears, out, json_out, csv_out)
+    result = count_paths(sc, smears, out, json_out, csv_out, report_images=report_html is not None)
     render.counted(result, sc.clf.labels)
+    if report_html is not None:
+        from ..preprocess import display_name
+        from ..tasks.count import write_report
+
+        written = ", ".join(f"--{k} {display_name(v)}" for k, v in (("json", json_out), ("csv", csv_out)) if v)
+        try:
+            write_report(sc, result, report_html)
+        except OSError as e:
+            fail(f"--report {display_name(report_html)}: cannot write the HTML report ({e.strerror or e})"
+                 + (f"; {written} written" if written else ""))
+        render.reported(report_html)
     if result.bad and not skip_bad:
         raise typer.Exit(1)

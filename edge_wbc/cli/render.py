@@ -114,6 +114,12 @@ def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
     console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
 
 
+def reported(path: Path) -> None:
+    from ..preprocess import display_name
+
+    console.print(f"HTML report -> {display_name(path)}", highlight=False)
+
+
 def counted(result, labels) -> None:
     from ..tasks.count import UNCERTAIN
 
