@@ -19,7 +19,7 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ..defaults import REPORT_FULL_FIELDS, REPORT_FULL_PX, REPORT_MAX_FIELDS, REPORT_THUMB_PX
 from ..errors import DataError
@@ -41,11 +41,18 @@ def draw_cells(img: Image.Image, cells: list[dict], numbered: bool = False) -> I
     img = img.convert("RGB").copy()
     d = ImageDraw.Draw(img)
     w = max(2, round(max(img.size) / 200))
+    size = max(12, round(max(img.size) / 32))
+    try:
+        font = ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable default font
+    except TypeError:
+        font, size = ImageFont.load_default(), 11
     for i, c in enumerate(cells, 1):
         col = (255, 160, 0) if c["label"] == UNCERTAIN else (0, 200, 255)
         d.rectangle(c["box"], outline=col, width=w)
         tag = f"#{i} " if numbered else ""
-        d.text((c["box"][0] + 4, max(0, c["box"][1] - 12)), f"{tag}{c['label']} {c['confidence']:.2f}", fill=col)
+        xy = (c["box"][0] + 2, max(0, c["box"][1] - size - 4))
+        d.text(xy, f"{tag}{c['label']} {c['confidence']:.2f}", fill=col, font=font, stroke_width=2,
+               stroke_fill=(0, 0, 0))
     return img
 
 
