@@ -57,11 +57,13 @@ def count(
         tile=tile,
         window=window,
     )
+    source = None
     if not smears:
         from ..data.sample import sample_inputs
 
         smears, info = sample_inputs("bccd_smear")
         render.sample_banner(info, "count")
+        source = f"embedded sample: {info['source']} ({info['license']}; {info['credit']})"
     result = count_paths(sc, smears, out, json_out, csv_out, report_images=report_html is not None)
     render.counted(result, sc.clf.labels)
     if report_html is not None:
@@ -70,7 +72,7 @@ def count(
 
         written = ", ".join(f"--{k} {display_name(v)}" for k, v in (("json", json_out), ("csv", csv_out)) if v)
         try:
-            write_report(sc, result, report_html)
+            write_report(sc, result, report_html, source)
         except OSError as e:
             fail(f"--report {display_name(report_html)}: cannot write the HTML report ({e.strerror or e})"
                  + (f"; {written} written" if written else ""))

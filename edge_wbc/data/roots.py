@@ -46,6 +46,10 @@ def data_sources(explicit: str | Path | None = None) -> list[tuple[str, Path]]:
     if os.environ.get(ENV_VAR):
         out.append((ENV_VAR, Path(os.environ[ENV_VAR])))
     out.append(("cache", cache_dir()))
+    if not explicit and not os.environ.get(ENV_VAR):
+        from .sample import SAMPLE_DIR, SAMPLE_SETS
+
+        out.append((f"embedded sample: {', '.join(SAMPLE_SETS)}", SAMPLE_DIR))
     return out
 
 

@@ -174,11 +174,13 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
     return CountResult(report, bad, images)
 
 
-def write_report(sc: SmearCounter, result: CountResult, path: Path) -> None:
-    """The self-contained HTML page of a count (atomic). OSError from the write reaches the caller."""
+def write_report(sc: SmearCounter, result: CountResult, path: Path, source: str | None = None) -> None:
+    """The self-contained HTML page of a count (atomic); ``source``: where the fields come from, if worth
+    saying (the embedded sample). OSError from the write reaches the caller."""
     from .. import __version__
     from .report import FieldImages, render_html
 
+    settings = ({"input": source} if source else {}) | sc.settings()
     page = render_html(result.report, result.images or FieldImages(), list(sc.clf.labels), sc.models(), __version__,
-                       sc.settings())
+                       settings)
     atomic_write_text(path, page)

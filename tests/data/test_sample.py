@@ -119,6 +119,14 @@ def test_root_falls_back_to_the_sample_only_without_data(no_data, monkeypatch, t
     assert dataset_root("bloodmnist") == (tmp_path, None)  # asked for a root: no silent fallback
 
 
+def test_data_info_lists_the_sample_last_only_without_data(no_data, monkeypatch, tmp_path):
+    from edge_wbc.data import data_sources
+
+    assert data_sources()[-1] == ("embedded sample: bloodmnist, pbc128, bccd_smear, smartphone_pig", SAMPLES)
+    monkeypatch.setenv("EDGE_WBC_DATA", str(tmp_path))
+    assert [k for k, _ in data_sources()] == ["EDGE_WBC_DATA", "cache"]
+
+
 def test_load_dataset_reads_the_sample(no_data):
     from edge_wbc.assets import assets_dir
     from edge_wbc.data import load_dataset
