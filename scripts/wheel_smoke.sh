@@ -20,8 +20,13 @@ t0=$(date +%s)
 # ---- build from the files git knows (tracked + untracked, not ignored): no build/ in the checkout ----
 rm -rf "$T/src" "$T/dist" "$T/venv" "$T/run"
 mkdir -p "$T/src" "$T/run"
-(cd "$REPO" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
-   [ -e "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$T/src")
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+     [ -e "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$T/src")
+else  # not a git checkout (an unpacked copy): everything but venvs and build outputs
+  tar -C "$REPO" --exclude='./.venv*' --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+    --exclude=__pycache__ -cf - . | tar -C "$T/src" -xf -
+fi
 log "python -m build (sdist, then the wheel from the sdist)"
 "$PY" -m build -q --outdir "$T/dist" "$T/src" >"$T/build.log" 2>&1 || { tail -20 "$T/build.log"; die "build failed"; }
 WHEEL=$(ls "$T"/dist/edge_wbc-*.whl)
