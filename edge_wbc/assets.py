@@ -36,6 +36,15 @@ def default_classifier() -> Path:
     return p
 
 
+def tensorflow_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def default_bench_models() -> list[Path]:
+    """The shipped BloodMNIST models: the Keras float reference (only where TensorFlow is installed:
+    without it the row could only fail) and every ``bloodmnist_*.tflite``."""
     d = assets_dir()
-    return sorted(d.glob("bloodmnist*.keras")) + sorted(d.glob("bloodmnist_*.tflite"))
+    keras = sorted(d.glob("bloodmnist*.keras")) if tensorflow_available() else []
+    return keras + sorted(d.glob("bloodmnist_*.tflite"))

@@ -39,3 +39,10 @@ CROP_MIN_WBC_FRAC = 0.01
 
 #: The segmenter that finds the WBC for ``crop: "wbc"`` models (a shipped model's name).
 CROP_SEGMENTER = "wbc_unet_int8"
+
+#: `edge-wbc count --report`: fields shown at full size (up to REPORT_FULL_PX px); beyond, every field is a
+#: REPORT_THUMB_PX px thumbnail; over REPORT_MAX_FIELDS fields the report is refused (JSON/CSV hold them all).
+REPORT_FULL_FIELDS = 100
+REPORT_FULL_PX = 800
+REPORT_THUMB_PX = 240
+REPORT_MAX_FIELDS = 1000

@@ -141,6 +141,7 @@ WHEEL=$(ls "$WORK"/dist/edge_wbc-*.whl)
 n_tfl=$(unzip -l "$WHEEL" | grep -c 'edge_wbc/android_assets/.*\.tflite$' || true)
 [ "$n_tfl" -ge 1 ] || die "$WHEEL has no edge_wbc/android_assets/*.tflite: the runtime's default models would be missing"
 log "$(basename "$WHEEL"): $n_tfl .tflite file(s) under edge_wbc/android_assets/"
+unzip -l "$WHEEL" | grep -q 'edge_wbc/samples/MANIFEST.json$' || die "$WHEEL has no edge_wbc/samples/ (the embedded sample)"
 
 # ---- install in a venv inside the root ---------------------------------------------------------
 W=/opt/pi-smoke/dist/$(basename "$WHEEL")

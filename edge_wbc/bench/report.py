@@ -37,7 +37,8 @@ def check_gates(report: dict, max_drop=None, min_agreement=None, max_p50_ms=None
             if drop > max_drop:
                 fails.append(f"{tag}: accuracy drop {drop:.4f} vs {ref['variant']} exceeds --max-drop {max_drop}")
         if max_drop is not None and ref is None:
-            fails.append(f"{tag}: --max-drop needs a float reference (keras or float32.tflite), none ran")
+            fails.append(f"{tag}: --max-drop needs a float reference (keras, float32.tflite or float16.tflite), "
+                         "none ran")
         if min_agreement is not None and r.get("agreement") is not None and r["agreement"] < min_agreement:
             fails.append(f"{tag}: agreement {r['agreement']:.4f} is below --min-agreement {min_agreement}")
         if max_p50_ms is not None and r["variant"] != "keras" and r["latency_ms"]["p50"] > max_p50_ms:
@@ -124,6 +125,11 @@ def to_markdown(report: dict) -> str:
     lines.append(f"{report['dataset']} {report['split']} split, n={report['n']}; reference: {report['reference']}; "
                  f"{d['cpu']} ({d['cores']} cores), {d['interpreter']} {d['interpreter_version']}; "
                  f"batch 1, {report['config']['runs']} runs after {report['config']['warmup']} warm-up.")
+    if report.get("reference_note"):
+        lines.append(f"\n{report['reference_note']}.")
+    if report.get("sample"):
+        s = report["sample"]
+        lines.append(f"\nOn the embedded sample: {s['name']} {s['split']} n={s['n']} ({s['source']}; {s['license']}).")
     errors = [f"- {r['variant']}: {r['error']}" for r in report["rows"] if r["status"] != "ok"]
     return "\n".join(lines + (["", "Failed variants:"] + errors if errors else [])) + "\n"
 

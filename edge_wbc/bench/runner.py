@@ -197,14 +197,15 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
                 key = "int8" if r["input_dtype"] in ("uint8", "int8") else "float32"
                 peak = roof.get(key, {}).get(str(r["threads"]))
                 r["roof_pct"] = 100.0 * r["gmac_per_s"] / peak if peak else None
-    ref = next((r for r in rows if r["variant"] == "keras" and r["status"] == "ok"), None) or next(
-        (r for r in rows if r["variant"].endswith("float32.tflite") and r["status"] == "ok"), None)
+    ref = _reference(rows, "status")
     return {
         "dataset": dataset_name,
         "split": cfg.split,
         "n": len(split),
+        "sample": ds.sample,
         "device": machine_info(),
         "reference": ref["variant"] if ref else None,
+        "reference_note": _reference_note(ref),
         "roofline": roof,
         "config": {
             "threads": list(cfg.threads),
@@ -220,9 +221,31 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
     }
 
 
+#: The float reference, in order of preference: the Keras model, then a float32, then a float16 .tflite.
+REFERENCE_ORDER = (("keras", lambda v: v == "keras"), ("float32.tflite", lambda v: v.endswith("float32.tflite")),
+                   ("float16.tflite", lambda v: v.endswith("float16.tflite")))
+
+
+def _reference(rows: list[dict], have: str) -> dict | None:
+    """The reference row: the first kind of REFERENCE_ORDER with a usable row (``have``: "_probs" or "status")."""
+    for _, is_kind in REFERENCE_ORDER:
+        for r in rows:
+            if is_kind(r["variant"]) and (("_probs" in r) if have == "_probs" else r.get("status") == "ok"):
+                return r
+    return None
+
+
+def _reference_note(ref: dict | None) -> str | None:
+    """Why the reference is not the Keras model, when it is not."""
+    if ref is None or ref["variant"] == "keras":
+        return None
+    kind = "float16" if ref["variant"].endswith("float16.tflite") else "float32"
+    return (f"reference: {ref['variant']} ({kind} TFLite), not the Keras model (no usable .keras row: "
+            "TensorFlow is not installed, or no .keras was benched); agreement is measured against it")
+
+
 def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, ...]) -> None:
-    ref = next((r for r in rows if r["variant"] == "keras" and "_probs" in r), None) or next(
-        (r for r in rows if r["variant"].endswith("float32.tflite") and "_probs" in r), None)
+    ref = _reference(rows, "_probs")
     for r in rows:
         p = r.pop("_probs", None)
         if p is None:

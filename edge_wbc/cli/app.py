@@ -51,6 +51,33 @@ class ErrorHandlingGroup(TyperGroup):
 
 app = typer.Typer(cls=ErrorHandlingGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="White-blood-cell models from training to the device: train, convert, classify, bench.")
+
+
+def version_line() -> str:
+    """``edge-wbc <version>, <interpreter backend> <version>`` (the backend ``classify`` would use)."""
+    from .. import __version__
+    from ..errors import ModelError
+    from ..runtime import interpreter_backend
+
+    try:
+        _, backend, bversion = interpreter_backend()
+    except ModelError as e:
+        backend, bversion = "no interpreter", f"({e})"
+    return f"edge-wbc {__version__}, interpreter {backend} {bversion}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and the interpreter backend, then exit.")):
+    """White-blood-cell models from training to the device: train, convert, classify, bench."""
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Find, fetch and inspect datasets.")
 
 

@@ -14,7 +14,9 @@ from .app import app, fail
 
 @app.command()
 def classify(
-    paths: List[Path] = typer.Argument(..., help="Image files and/or directories (searched recursively)."),
+    paths: Optional[List[Path]] = typer.Argument(
+        None, help="Image files and/or directories (searched recursively). None: the embedded sample's PBC cells."
+    ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help=".tflite model (default: the shipped BloodMNIST int8)."
     ),
@@ -36,6 +38,11 @@ def classify(
     from ..tasks.classify import classify_to_csv
 
     clf = TFLiteClassifier(model or default_classifier(), labels_file=labels, num_threads=threads)
+    if not paths:
+        from ..data.sample import sample_inputs
+
+        paths, info = sample_inputs("pbc128")
+        render.sample_banner(info, "classify")
     if output:
         try:
             with atomic_open(output, "w", newline="") as fh:  # the model failing mid-run keeps -o's old content

@@ -14,10 +14,15 @@ from .segment import default_asset
 
 @app.command()
 def count(
-    smears: List[Path] = typer.Argument(..., help="Smear images and/or directories."),
+    smears: Optional[List[Path]] = typer.Argument(
+        None, help="Smear images and/or directories. None: the embedded sample's BCCD test smears."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    report_html: Optional[Path] = typer.Option(
+        None, "--report", help="One self-contained HTML page (annotated fields, differential chart, models)."
+    ),
     detector: Optional[Path] = typer.Option(
         None,
         help="WBC detector .tflite (default: the shipped smear unet int8, or with --tile the shipped cell unet int8).",
@@ -52,7 +57,25 @@ def count(
         tile=tile,
         window=window,
     )
-    result = count_paths(sc, smears, out, json_out, csv_out)
+    source = None
+    if not smears:
+        from ..data.sample import sample_inputs
+
+        smears, info = sample_inputs("bccd_smear")
+        render.sample_banner(info, "count")
+        source = f"embedded sample: {info['source']} ({info['license']}; {info['credit']})"
+    result = count_paths(sc, smears, out, json_out, csv_out, report_images=report_html is not None)
     render.counted(result, sc.clf.labels)
+    if report_html is not None:
+        from ..preprocess import display_name
+        from ..tasks.count import write_report
+
+        written = ", ".join(f"--{k} {display_name(v)}" for k, v in (("json", json_out), ("csv", csv_out)) if v)
+        try:
+            write_report(sc, result, report_html, source)
+        except OSError as e:
+            fail(f"--report {display_name(report_html)}: cannot write the HTML report ({e.strerror or e})"
+                 + (f"; {written} written" if written else ""))
+        render.reported(report_html)
     if result.bad and not skip_bad:
         raise typer.Exit(1)

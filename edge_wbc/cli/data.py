@@ -55,3 +55,15 @@ def data_check(
     from ..data.dupes import check_dataset
 
     render.data_check(check_dataset(dataset, size, data, threshold, json_out))
+
+
+@data_app.command("sample")
+def data_sample(out: Path = typer.Option(..., "--out", "-o", help="New or empty directory to copy the sample into.")):
+    """Copy the embedded sample (test-split images of PBC, BCCD, smartphone_pig; MANIFEST.json, CREDITS.md) out."""
+    from ..data.sample import copy_sample, manifest
+
+    dest, n = copy_sample(out)
+    sets = manifest()["sets"]
+    for name, s in sets.items():
+        out_console.print(f"{name}: {s['n']} images ({s['source']}; {s['license']})", highlight=False)
+    out_console.print(f"{n} files -> {dest} (credits: {dest / 'CREDITS.md'})", highlight=False)

@@ -66,6 +66,13 @@ def classified(result, clf, output: Path | None) -> None:
                   + (f" -> {display_name(output)}" if output else ""), highlight=False)
 
 
+def sample_banner(info: dict, what: str) -> None:
+    """The loud line a command prints when it runs on the embedded sample (stderr, so stdout stays data)."""
+    from ..data.sample import announce
+
+    console.print(f"[bold yellow]{escape(announce(info, what))}[/]", highlight=False, soft_wrap=True)
+
+
 # ---- bench ------------------------------------------------------------------------------------
 def bench_report(report: dict) -> None:
     from ..bench.report import table_rows
@@ -75,6 +82,10 @@ def bench_report(report: dict) -> None:
     for row, r in zip(body, report["rows"]):
         t.add_row(*row, style=None if r["status"] == "ok" else "red")
     out_console.print(t)
+    if report.get("reference_note"):
+        console.print(f"[yellow]note:[/] {escape(report['reference_note'])}", highlight=False, soft_wrap=True)
+    if report.get("sample"):
+        sample_banner(report["sample"], "bench")
     for r in report["rows"]:
         if r["status"] != "ok":
             console.print(f"[red]{escape(r['variant'])}[/]: {escape(str(r['error']))}", highlight=False, soft_wrap=True)
@@ -101,6 +112,12 @@ def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
     size = f"{seg.spec.input_width}x{seg.spec.input_height}"
     how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
     console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
+
+
+def reported(path: Path) -> None:
+    from ..preprocess import display_name
+
+    console.print(f"HTML report -> {display_name(path)}", highlight=False)
 
 
 def counted(result, labels) -> None:

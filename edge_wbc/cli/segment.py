@@ -23,7 +23,9 @@ def default_asset(name: str) -> Path:
 
 @app.command()
 def segment(
-    images: List[Path] = typer.Argument(..., help="Image files and/or directories."),
+    images: Optional[List[Path]] = typer.Argument(
+        None, help="Image files and/or directories. None: one PBC cell per class from the embedded sample."
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Directory for <stem>.mask.png, <stem>.nucleus.png, <stem>.overlay.png."
     ),
@@ -62,6 +64,11 @@ def segment(
     if window is not None and not tile:
         fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
     seg = TFLiteSegmenter(model or default_asset("wbc_unet_int8.tflite"), num_threads=threads)
+    if not images:
+        from ..data.sample import sample_inputs
+
+        images, info = sample_inputs("pbc128", per_class=1)
+        render.sample_banner(info, "segment")
     result = segment_paths(seg, images, out, threshold, tile, min_area_frac, window)
     render.segmented(result, seg, tile, window, out)
     if result.bad and not skip_bad:

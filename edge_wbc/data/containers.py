@@ -40,6 +40,7 @@ class Dataset:
     splits: dict[str, Split] = field(default_factory=dict)
     source: str = ""
     license: str = ""
+    sample: dict | None = None  # the embedded sample's info (n, source, license) when it was read from there
 
     def split(self, name: str) -> Split:
         if name not in self.splits:

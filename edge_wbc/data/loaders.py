@@ -17,7 +17,7 @@ from ..preprocess import is_image_file, preprocess
 from ..spec import ModelSpec
 from .catalog import CATALOG, CLASSIFICATION_DATASETS, SEG_DATASETS
 from .containers import SPLITS, Dataset, Split
-from .roots import ENV_VAR, data_root
+from .roots import ENV_VAR, data_root, dataset_root
 from .segdata import load_seg_dataset
 
 BLOODMNIST_LABELS = (
@@ -169,7 +169,7 @@ def stratified_split(
 
 def _check_classes(name: str, labels: tuple[str, ...], splits: dict[str, Split]) -> None:
     train = splits.get("train")
-    if train is None:
+    if train is None or len(train) == 0:  # a test-only tree (the embedded sample): nothing to compare with
         return
     present = set(np.unique(train.labels).tolist())
     for s, sp in splits.items():
@@ -180,15 +180,23 @@ def _check_classes(name: str, labels: tuple[str, ...], splits: dict[str, Split])
 
 def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions=(0.7, 0.1, 0.2),
                      labels: tuple[str, ...] | None = None, progress=None) -> Dataset:
-    """`root/{train,val,test}/<class>/*` (official split) or `root/<class>/*` (split here, stratified)."""
+    """`root/{train,val,test}/<class>/*` (official split) or `root/<class>/*` (split here, stratified).
+
+    With ``labels`` given (a named dataset), a tree with only some of the split folders (the embedded
+    sample's ``test/``) loads those; the others are empty.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such directory")
-    has_splits = all((root / s).is_dir() for s in SPLITS)
+    present_splits = [s for s in SPLITS if (root / s).is_dir()]
+    has_splits = len(present_splits) == len(SPLITS) or (labels is not None and "test" in present_splits)
     if has_splits:
         names = labels or tuple(d.name for d in _class_dirs(root / "train"))
         splits = {}
         for s in SPLITS:
+            if s not in present_splits:
+                splits[s] = Split(np.empty((0, *spec.input_shape), np.uint8), np.empty(0, np.int64), [])
+                continue
             present = [d.name for d in _class_dirs(root / s)]
             extra = sorted(set(present) - set(names))
             if extra:
@@ -298,7 +306,9 @@ def load_dataset(
     if name in SEG_DATASETS:
         return load_seg_dataset(name, spec, data=data, seed=seed)
     if name == "bloodmnist":
-        ds = load_bloodmnist(data_root(data) / CATALOG["bloodmnist"].path)
+        root, sample = dataset_root("bloodmnist", data)
+        ds = load_bloodmnist(root / CATALOG["bloodmnist"].path)
+        ds.sample = sample
         if spec is not None and (spec.input_height, spec.input_width) != (28, 28):
             from ..preprocess import preprocess_array
 
@@ -308,11 +318,12 @@ def load_dataset(
     if spec is None:
         raise DataError(f"dataset {name!r} needs a model spec (input size) to load images")
     if name == "pbc128":
-        p = data_root(data) / CATALOG["pbc128"].path
+        root, sample = dataset_root("pbc128", data)
+        p = root / CATALOG["pbc128"].path
         if not p.is_dir():
             raise DataError(f"{p}: pbc128 not found under the data root (set --data or {ENV_VAR})")
         ds = load_folder_tree(p, spec, seed=seed, labels=BLOODMNIST_LABELS, progress=progress)
-        ds.name, ds.license = "pbc128", CATALOG["pbc128"].license
+        ds.name, ds.license, ds.sample = "pbc128", CATALOG["pbc128"].license, sample
         return ds
     if name in ("bccd4", "bccd2"):
         p = data_root(data) / "bccd"

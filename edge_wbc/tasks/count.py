@@ -104,6 +104,15 @@ class SmearCounter:
             d.text((c["box"][0] + 4, max(0, c["box"][1] - 12)), f"{c['label']} {c['confidence']:.2f}", fill=col)
         save_png(img, out)
 
+    def models(self) -> dict[str, str]:
+        return {"detector": str(self.det.path), "classifier": str(self.clf.path)}
+
+    def settings(self) -> dict:
+        how = f"tiled windows ({self.window or 'model input'} px)" if self.tile else "whole smear resized"
+        return {"detection": how,
+                "uncertain below": self.uncertain_below, "temperature": self.temperature,
+                "interpreter": f"{self.clf.backend} {self.clf.backend_version}"}
+
 
 def summarize(images: list[dict], labels) -> dict:
     totals = {lab: 0 for lab in [*labels, UNCERTAIN]}
@@ -135,23 +144,43 @@ def write_outputs(report: dict, labels, json_out: Path | None, csv_out: Path | N
 class CountResult:
     report: dict  # ``summarize``: images, totals, percent (the --json output)
     bad: list[str] = field(default_factory=list)
+    images: object = None  # report.FieldImages when an HTML report was asked for
 
 
 def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None = None, json_out: Path | None = None,
-                csv_out: Path | None = None) -> CountResult:
-    """Count every smear of ``paths``; annotated PNGs into ``out``, the report to ``json_out`` / ``csv_out``."""
+                csv_out: Path | None = None, report_images: bool = False) -> CountResult:
+    """Count every smear of ``paths``; annotated PNGs into ``out``, the report to ``json_out`` / ``csv_out``;
+    with ``report_images`` the annotated fields for the HTML report (:func:`write_report`), kept small."""
     from ..data import iter_inputs
+    from .report import FieldImages, draw_cells
 
     results, bad = [], []
+    images = FieldImages() if report_images else None
     for p in iter_inputs(paths):
         try:
             r = sc.count_image(p)
             if out:
                 sc.annotate(p, r, out / f"{p.stem}.count.png")
+            if images is not None:
+                images.add(draw_cells(load_image(p), r["cells"], numbered=True))
         except ImageError as e:
             bad.append(str(e))
             r = {"file": str(p), "cells": [], "counts": {}, "error": str(e)}
+            if images is not None:
+                images.add(None)
         results.append(r)
     report = summarize(results, sc.clf.labels)
     write_outputs(report, sc.clf.labels, json_out, csv_out)
-    return CountResult(report, bad)
+    return CountResult(report, bad, images)
+
+
+def write_report(sc: SmearCounter, result: CountResult, path: Path, source: str | None = None) -> None:
+    """The self-contained HTML page of a count (atomic); ``source``: where the fields come from, if worth
+    saying (the embedded sample). OSError from the write reaches the caller."""
+    from .. import __version__
+    from .report import FieldImages, render_html
+
+    settings = ({"input": source} if source else {}) | sc.settings()
+    page = render_html(result.report, result.images or FieldImages(), list(sc.clf.labels), sc.models(), __version__,
+                       settings)
+    atomic_write_text(path, page)
