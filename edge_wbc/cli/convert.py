@@ -33,8 +33,8 @@ def _given(ctx: typer.Context, param: str) -> bool:
 @app.command()
 def convert(
     ctx: typer.Context,
-    model_dir: Path = typer.Argument(..., help="Directory with model.keras and model.json."),
-    mode: Mode = typer.Option(Mode.int8, "--mode", "-m"),
+    model_dir: Path = typer.Argument(..., metavar="DIR", help="Directory with model.keras and model.json."),
+    mode: Mode = typer.Option(Mode.int8, "--mode", help="Quantization mode (no short form: -m is --model elsewhere)."),
     calib: int = typer.Option(500, min=1, help="Calibration images for int8 / int16x8."),
     calib_split: SplitName = typer.Option(SplitName.train, help="Split to calibrate on (never test)."),
     io: IOType = typer.Option(IOType.uint8, "--io", help="int8 mode: input/output tensor type."),

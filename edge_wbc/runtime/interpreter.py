@@ -15,13 +15,16 @@ fresh interpreter elsewhere). A child killed by a signal, or one that fails, bec
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from functools import cache
@@ -59,15 +62,67 @@ QUIET_WARNINGS = (
 )
 
 
+def verbose() -> bool:
+    """Library logs are shown (``edge-wbc -v``, or ``EDGE_WBC_VERBOSE=1``)."""
+    return os.environ.get("EDGE_WBC_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+#: Native log lines dropped from stderr unless verbose: TFLite's "INFO: Created TensorFlow Lite XNNPACK
+#: delegate", LiteRT's INFO lines, TF / absl / CUDA start-up lines. Anything else is passed through.
+NATIVE_NOISE = re.compile(
+    r"^(INFO: |I\d{4} |W\d{4} |E\d{4} .*(cuda|cuDNN|cuFFT|cuBLAS|factory)|WARNING: All log messages before absl|"
+    r".*(oneDNN custom operations|cpu_feature_guard|This TensorFlow binary is optimized|"
+    r"rebuild TensorFlow with the appropriate compiler|Unable to register cu|TF-TRT Warning|"
+    r"computation placer already registered|could not find cuda drivers|Could not find TensorRT))")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Filter what native code writes to file descriptor 2 while the block runs (see :data:`NATIVE_NOISE`).
+
+    Python's own ``sys.stderr`` output is untouched (it is flushed first); with ``verbose()`` nothing
+    is filtered.
+    """
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode("utf-8", "replace").splitlines(True) if not NATIVE_NOISE.match(ln)]
+            if kept:
+                try:
+                    os.write(2, "".join(kept).encode())
+                except OSError:
+                    pass
+
+
 def _quiet(cls: type) -> type:
-    """``cls`` with the :data:`QUIET_WARNINGS` silenced around its construction (and nowhere else)."""
+    """``cls`` with the :data:`QUIET_WARNINGS` silenced and native INFO logs filtered around its
+    construction and ``allocate_tensors`` (and nowhere else)."""
 
     class Interpreter(cls):
         def __init__(self, *args, **kwargs):
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_native_stderr():
                 for msg in QUIET_WARNINGS:
                     warnings.filterwarnings("ignore", message=msg)
                 super().__init__(*args, **kwargs)
+
+        def allocate_tensors(self, *args, **kwargs):
+            with quiet_native_stderr():
+                return super().allocate_tensors(*args, **kwargs)
+
 
     Interpreter.__module__, Interpreter.__qualname__ = cls.__module__, cls.__qualname__
     return Interpreter
