@@ -94,7 +94,10 @@ def convert(
         from ..converters.pipeline import convert_model_dir
     except ImportError as e:
         fail(f"conversion needs the train extra ({e}): pip install 'edge-wbc[train]'")
-    r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value,
-                          allow_chance=allow_chance, min_agreement=min_agreement, out_name=name, seed=seed, log=say,
-                          **options)
+    from ..runtime.interpreter import quiet_native_stderr
+
+    with quiet_native_stderr():  # the converter's C++ log lines (MLIR, quantizer) unless -v
+        r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value,
+                              allow_chance=allow_chance, min_agreement=min_agreement, out_name=name, seed=seed,
+                              log=say, **options)
     render.converted(r, mode.value)

@@ -141,4 +141,8 @@ def train(
         model_kwargs=builder_args,
         init=str(init) if init else None,
     )
-    render.trained(run_training(hp, out, data=data, log=say), out)
+    from ..runtime.interpreter import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's C++ log lines unless -v
+        metrics = run_training(hp, out, data=data, log=say)
+    render.trained(metrics, out)

@@ -24,7 +24,7 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import warnings
 from functools import cache
@@ -78,10 +78,11 @@ NATIVE_NOISE = re.compile(
 
 @contextlib.contextmanager
 def quiet_native_stderr():
-    """Filter what native code writes to file descriptor 2 while the block runs (see :data:`NATIVE_NOISE`).
+    """Filter what is written to file descriptor 2 while the block runs (see :data:`NATIVE_NOISE`).
 
-    Python's own ``sys.stderr`` output is untouched (it is flushed first); with ``verbose()`` nothing
-    is filtered.
+    fd 2 goes to a pipe whose reader thread passes every other line on at once, so progress lines
+    and errors (Python's own ``sys.stderr`` included) still appear as they are written. With
+    ``verbose()`` nothing is filtered.
     """
     if verbose():
         yield
@@ -89,23 +90,34 @@ def quiet_native_stderr():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
+        r, w = os.pipe()
     except (OSError, ValueError, AttributeError):
         yield
         return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
+
+    def pump():
+        with os.fdopen(r, "rb") as fh:
+            for line in fh:
+                if not NATIVE_NOISE.match(line.decode("utf-8", "replace")):
+                    try:
+                        os.write(saved, line)
+                    except OSError:
+                        pass
+
+    t = threading.Thread(target=pump, name="edge-wbc-stderr-filter", daemon=True)
+    t.start()
+    os.dup2(w, 2)
+    os.close(w)
+    try:
+        yield
+    finally:
         try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            kept = [ln for ln in tmp.read().decode("utf-8", "replace").splitlines(True) if not NATIVE_NOISE.match(ln)]
-            if kept:
-                try:
-                    os.write(2, "".join(kept).encode())
-                except OSError:
-                    pass
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)  # the pipe's last write end here closes: the reader sees EOF
+        t.join(timeout=5)
+        os.close(saved)
 
 
 def _quiet(cls: type) -> type:

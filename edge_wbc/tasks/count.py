@@ -28,7 +28,7 @@ from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
 from ..runtime.rule import UNCERTAIN
-from .segment import boxes_from_map, component_boxes, save_png
+from .segment import boxes_from_map, component_boxes
 
 
 def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
@@ -93,14 +93,16 @@ class SmearCounter:
         return {"file": str(path), "width": img.width, "height": img.height, "cells": cells, "counts": counts}
 
     def annotate(self, img: Image.Image, result: dict, out: Path) -> None:
-        """Boxes and labels drawn on a copy of ``img``; a fast PNG without its own fsync (see count_paths)."""
+        """Boxes and labels drawn on a copy of ``img``, saved as JPEG (quality 90), atomically, without
+        its own fsync (``count_paths`` fsyncs the directory once)."""
         img = img.convert("RGB") if img.mode != "RGB" else img.copy()
         d = ImageDraw.Draw(img)
         for c in result["cells"]:
             col = (255, 160, 0) if c["label"] == UNCERTAIN else (0, 200, 255)
             d.rectangle(c["box"], outline=col, width=3)
             d.text((c["box"][0] + 4, max(0, c["box"][1] - 12)), f"{c['label']} {c['confidence']:.2f}", fill=col)
-        save_png(img, out, batch=True)
+        with atomic_open(out, "wb", durable=False) as fh:  # JPEG: 3 ms a 640x480 field (PNG level 1: 80 ms)
+            img.save(fh, format="JPEG", quality=90)
 
     def models(self) -> dict[str, str]:
         return {"detector": str(self.det.path), "classifier": str(self.clf.path)}
@@ -159,7 +161,7 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
             img = load_image(p)
             r = sc.count_image(p, img)
             if out:
-                sc.annotate(img, r, out / f"{p.stem}.count.png")
+                sc.annotate(img, r, out / f"{p.stem}.count.jpg")
             if images is not None:
                 images.add(draw_cells(img, r["cells"], numbered=True))
         except ImageError as e:

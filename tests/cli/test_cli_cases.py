@@ -289,7 +289,7 @@ def test_count_overlays_are_written_and_no_temp_files_are_left(smear, tmp_path):
     out = tmp_path / "ann"
     run("count", smear, "--out", out, "--csv", tmp_path / "c.csv", code=0)
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["BloodImage_00000.count.png"]
+    assert files == ["BloodImage_00000.count.jpg"]
     from PIL import Image
 
     with Image.open(out / files[0]) as im:
