@@ -16,6 +16,7 @@ from ..fileio import save_figure
 #: The keys of every report row (the --json rows and the --csv columns).
 ROW_KEYS = [
     "variant", "status", "error", "threads", "device", "input_dtype", "accuracy", "macro_f1", "auc_ovr", "ece",
+    "temperature", "uncertain_below", "uncertain_share", "accuracy_reported",
     "per_class_recall", "agreement", "max_prob_gap", "mean_prob_gap", "disagreements", "size_bytes", "gzip_bytes",
     "params", "macs", "gmac_per_s", "roof_pct", "init_ms", "first_ms", "latency_ms", "throughput_ips",
     "batch_throughput_ips", "peak_rss_mb", "path",
@@ -98,6 +99,8 @@ TABLE_COLS = [
     ("macro-F1", "macro_f1", lambda r: _f(r["macro_f1"], ".4f")),
     ("agree", "agreement", lambda r: _f(r["agreement"], ".4f")),
     ("ECE", "ece", lambda r: _f(r["ece"], ".4f")),
+    ("unc %", "uncertain_share", lambda r: _f(100 * r["uncertain_share"] if r.get("uncertain_share") is not None
+                                              else None, ".1f")),
     ("size KB", "size_bytes", lambda r: _f(r["size_bytes"] / 1024, ".1f")),
     ("gzip KB", "gzip_bytes", lambda r: _f(r["gzip_bytes"] / 1024 if r["gzip_bytes"] else None, ".1f")),
     ("p50 ms", "latency_ms", lambda r: _f(r["latency_ms"]["p50"] if r["latency_ms"] else None, ".3f")),

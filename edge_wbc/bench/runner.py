@@ -23,6 +23,7 @@ import numpy as np
 from ..data import load_dataset
 from ..errors import DataError, ModelError, SpecError
 from ..metrics.classification import classification_report
+from ..runtime.rule import read_rule
 from ..spec import ModelSpec, spec_path_for
 from .report import ROW_KEYS
 
@@ -222,6 +223,8 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                 row = {k: None for k in ROW_KEYS}
                 row.update(variant="keras" if v.suffix == ".keras" else v.name, path=str(v), threads=threads,
                            size_bytes=v.stat().st_size, gzip_bytes=_gzip_size(v))
+                if not isinstance(sp, Exception):
+                    row["_rule"] = read_rule(spec_path_for(v))  # the model's one uncertain rule
                 if progress:
                     progress(f"{row['variant']} @ {threads} thread{'s' if threads > 1 else ''}")
                 if isinstance(sp, Exception):
@@ -330,6 +333,13 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
         rep = classification_report(y, p, labels)
         r.update(accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], auc_ovr=rep["auc_ovr"], ece=rep["ece"],
                  per_class_recall={k: v["recall"] for k, v in rep["per_class"].items()})
+        rule = r.pop("_rule", None)
+        if rule is not None:  # what classify / count / the device would report with the model's rule
+            _, k = rule.apply(p)
+            kept = k >= 0
+            r.update(temperature=rule.temperature, uncertain_below=rule.threshold,
+                     uncertain_share=float(1 - kept.mean()),
+                     accuracy_reported=float((k[kept] == y[kept]).mean()) if kept.any() else None)
         r["_p"] = p
     if ref is not None:
         rp = ref["_p"]
@@ -345,6 +355,7 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
                 )
     for r in rows:
         r.pop("_p", None)
+        r.pop("_rule", None)
 
 
 # ---- gates ------------------------------------------------------------------------------------
