@@ -152,7 +152,8 @@ def check_out_file(path, flag: str) -> None:
 
 
 def _ext(flag: str) -> str:
-    return {"--json": ".json", "--csv": ".csv", "--markdown": ".md", "--plot": ".png", "--report": ".html"}.get(flag, "")
+    exts = {"--json": ".json", "--csv": ".csv", "--markdown": ".md", "--plot": ".png", "--report": ".html"}
+    return exts.get(flag, "")
 
 
 def check_out_dir(path, flag: str = "--out") -> None:
