@@ -2,7 +2,7 @@
 
 Generates N images (default 10,000) in a temporary folder by re-encoding real PBC JPEGs
 (``pbc128/train`` under the data root) with varied JPEG qualities and crops, runs
-``python -m edge_wbc classify DIR -o out.csv`` in a subprocess, and samples that process's
+``python -m edge_wbc classify DIR --csv out.csv`` in a subprocess, and samples that process's
 ``VmRSS`` from ``/proc/<pid>/status`` every 0.2 s. Progress is read from the size of the CSV's
 temp file (rows are streamed into it), so "after warm-up" means "after the first 10 % of the
 images", not a wall-clock guess.
@@ -69,7 +69,7 @@ def rss_kb(pid: int) -> int | None:
 
 def run(images: Path, out_dir: Path, interval: float = 0.2) -> dict:
     out = out_dir / "out.csv"
-    cmd = [sys.executable, "-m", "edge_wbc", "classify", str(images), "-o", str(out)]
+    cmd = [sys.executable, "-m", "edge_wbc", "classify", str(images), "--csv", str(out)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples = []  # (seconds, rss KiB, bytes of CSV streamed so far)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import EdgeWBCError, ModelError
 
 DEFAULT_CLASSIFIER = "bloodmnist_int8.tflite"
 
@@ -27,6 +27,39 @@ def assets_dir() -> Path:
             return cand
     raise ModelError("no shipped models found (edge_wbc/android_assets or the repository's android_assets/); "
                      "pass --model/--models, or set EDGE_WBC_MODELS")
+
+
+def shipped_names() -> list[str]:
+    """Short names of the shipped models: the stems of ``android_assets/*.tflite``."""
+    try:
+        return sorted(p.stem for p in assets_dir().glob("*.tflite") if not p.name.startswith("."))
+    except ModelError:
+        return []
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A model path, or a shipped model's short name (``bccd4_int8``, ``bccd4_int8.tflite``, ``bloodmnist.keras``).
+
+    The one resolver for every option that takes a model (``-m``, ``--detector``, ``bench -m``,
+    ``calibrate``, ``export-android``): an existing path wins; else a name found in the shipped
+    models; else a ModelError that lists the shipped names.
+    """
+    p = Path(name)
+    if p.exists():
+        return p
+    s = str(name)
+    if "/" not in s and "\\" not in s:
+        try:
+            d = assets_dir()
+        except ModelError:
+            d = None
+        if d is not None:
+            for cand in (d / s, d / f"{s}.tflite", d / f"{s}.keras"):
+                if cand.is_file():
+                    return cand
+    names = shipped_names()
+    raise ModelError(f"{name}: no such model file (no such file or directory, and not a shipped model name"
+                     + (f": valid names are {', '.join(names)}; see `edge-wbc models`)" if names else ")"))
 
 
 def default_classifier() -> Path:
@@ -48,3 +81,36 @@ def default_bench_models() -> list[Path]:
     d = assets_dir()
     keras = sorted(d.glob("bloodmnist*.keras")) if tensorflow_available() else []
     return keras + sorted(d.glob("bloodmnist_*.tflite"))
+
+
+def shipped_models() -> list[dict]:
+    """One row per shipped model: name, file, task, input size, classes, training dataset, test score.
+
+    Read from each model's own JSON (a bundle's ``accuracy_this_file``, else the spec's ``metrics``);
+    ``edge-wbc models`` shows them and the input hint picks a suggestion from them.
+    """
+    import json
+
+    from .spec import ModelSpec, spec_path_for
+
+    rows = []
+    for name in shipped_names():
+        f = assets_dir() / f"{name}.tflite"
+        sp = spec_path_for(f)
+        try:
+            raw = json.loads(sp.read_text(encoding="utf-8"))
+            spec = ModelSpec.load(sp)
+        except (OSError, ValueError, EdgeWBCError):
+            continue
+        m = spec.metrics or {}
+        acc = (raw.get("accuracy_this_file") or {}).get("accuracy") if isinstance(raw, dict) else None
+        if spec.task == "segmentation":
+            d = m.get("wbc/all", {}).get("dice")
+            score = f"Dice {d:.3f} (wbc)" if d is not None else "-"
+        else:
+            acc = acc if acc is not None else m.get("accuracy")
+            score = f"{acc:.4f}" if acc is not None else "-"
+        rows.append({"name": name, "file": f, "task": spec.task, "input": (spec.input_height, spec.input_width),
+                     "labels": list(spec.labels), "dataset": spec.dataset, "quantization": spec.quantization,
+                     "score": score, "accuracy": acc})
+    return rows

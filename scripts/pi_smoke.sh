@@ -5,7 +5,7 @@
 # installs python3/venv/pip in it, builds a wheel of this checkout, installs it in a venv inside the
 # root (pip resolves ai-edge-litert for aarch64 from PyPI), then runs on the same inputs:
 #   * `edge-wbc classify` on a fixed set of real PBC test images (IMAGES_PER_CLASS per class), and
-#   * `edge-wbc bench --models <shipped int8 .tflite> --limit BENCH_LIMIT`
+#   * `edge-wbc bench -m <shipped int8 .tflite> --limit BENCH_LIMIT`
 # both inside the aarch64 root and here (x86-64), and compares predictions, probabilities and
 # accuracy. Latency under emulation means nothing and is not compared.
 #
@@ -167,8 +167,8 @@ mount -o remount,bind,ro "$ROOT/mnt/data" 2>/dev/null || true
 PI_MODEL=$(in_root "/opt/venv/bin/python -c 'from edge_wbc.assets import default_classifier; print(default_classifier())'")
 BENCH_ARGS="--limit $BENCH_LIMIT --runs 20 --warmup 2"
 log "aarch64: edge-wbc classify ($N_IMG images) and bench ($PI_MODEL)"
-in_root "cd /opt/pi-smoke/images && /opt/venv/bin/edge-wbc classify . -o /opt/pi-smoke/out/pi_classify.csv"
-in_root "EDGE_WBC_DATA=/mnt/data /opt/venv/bin/edge-wbc bench --models '$PI_MODEL' $BENCH_ARGS \
+in_root "cd /opt/pi-smoke/images && /opt/venv/bin/edge-wbc classify . --csv /opt/pi-smoke/out/pi_classify.csv"
+in_root "EDGE_WBC_DATA=/mnt/data /opt/venv/bin/edge-wbc bench -m '$PI_MODEL' $BENCH_ARGS \
   --json /opt/pi-smoke/out/pi_bench.json" >&2
 in_root "sha256sum '$PI_MODEL'" | awk '{print $1}' > "$WORK/out/pi_model.sha256"
 
@@ -183,7 +183,7 @@ if [ "$ALT" = 1 ]; then
       /opt/venv-$name/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps '$W'"
     in_root "/opt/venv-$name/bin/pip list --disable-pip-version-check 2>/dev/null | grep -Ei '^(ai-edge-litert|tflite-runtime|numpy) '" >&2
     in_root "cd /opt/pi-smoke/images && EDGE_WBC_INTERPRETER=$backend /opt/venv-$name/bin/edge-wbc classify . \
-      -o /opt/pi-smoke/out/pi_classify_$name.csv" || log "$name: classify failed (see above)"
+      --csv /opt/pi-smoke/out/pi_classify_$name.csv" || log "$name: classify failed (see above)"
   done
 fi
 
@@ -191,8 +191,8 @@ fi
 HOST_MODEL=$(cd "$REPO" && "$HOST_PYTHON" -c 'from edge_wbc.assets import default_classifier; print(default_classifier())')
 sha256sum "$HOST_MODEL" | awk '{print $1}' > "$WORK/out/host_model.sha256"
 log "x86-64: edge-wbc classify and bench ($HOST_MODEL)"
-(cd "$WORK/images" && "$HOST_PYTHON" -m edge_wbc classify . -o "$WORK/out/host_classify.csv")
-EDGE_WBC_DATA=$DATA "$HOST_PYTHON" -m edge_wbc bench --models "$HOST_MODEL" $BENCH_ARGS --json "$WORK/out/host_bench.json" >&2
+(cd "$WORK/images" && "$HOST_PYTHON" -m edge_wbc classify . --csv "$WORK/out/host_classify.csv")
+EDGE_WBC_DATA=$DATA "$HOST_PYTHON" -m edge_wbc bench -m "$HOST_MODEL" $BENCH_ARGS --json "$WORK/out/host_bench.json" >&2
 
 # ---- compare -------------------------------------------------------------------------------------
 "$HOST_PYTHON" - "$WORK/out" <<'PY' | tee "$WORK/out/summary.txt"

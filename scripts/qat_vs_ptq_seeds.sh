@@ -24,6 +24,6 @@ for s in "${SEEDS[@]}"; do
   edge-wbc convert "$S" --mode int8 --seed "$s" --name "ptq_s$s"
   edge-wbc convert "$S" --mode qat --seed "$s" --allow-below-ptq --name "qat_s$s"
 done
-edge-wbc bench --models "$S" --split val --runs 5 --warmup 2 --json "$S/val.json"
-edge-wbc bench --models "$S" --runs 5 --warmup 2 --json "$S/test.json"
+edge-wbc bench -m "$S" --split val --runs 5 --warmup 2 --json "$S/val.json"
+edge-wbc bench -m "$S" --runs 5 --warmup 2 --json "$S/test.json"
 python benchmarks/qat_vs_ptq.py "$S/val.json" "$S/test.json" --json "$S/summary.json"

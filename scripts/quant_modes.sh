@@ -20,5 +20,5 @@ edge-wbc convert "$R" --mode pruned --sparsity 0.5 --ft-epochs 3
 edge-wbc convert "$R" --mode pruned --sparsity 0.6 --ft-epochs 3 --name pruned60
 edge-wbc convert "$R" --mode pruned --sparsity 0.5 --ft-epochs 3 --prune-clusters 16 --name pruned50_c16
 edge-wbc convert "$R" --mode clustered --clusters 16 --ft-epochs 2
-edge-wbc bench --models "$R" --split val --runs 20 --json "$R/modes_val.json"   # what the choices were made on
-edge-wbc bench --models "$R" --runs 100 --json "$R/modes.json" --markdown "$R/modes.md"
+edge-wbc bench -m "$R" --split val --runs 20 --json "$R/modes_val.json"   # what the choices were made on
+edge-wbc bench -m "$R" --runs 100 --json "$R/modes.json" --markdown "$R/modes.md"

@@ -29,7 +29,7 @@ import edge_wbc, edge_wbc.runtime, edge_wbc.bench, edge_wbc.data, edge_wbc.cli
 from edge_wbc.cli import app
 from typer.testing import CliRunner
 model = {str(tiny_converted / "int8.tflite")!r}
-r = CliRunner().invoke(app, ['classify', *{files!r}, '--model', model, '-o', {str(out)!r}])
+r = CliRunner().invoke(app, ['classify', *{files!r}, '--model', model, '--csv', {str(out)!r}])
 print(r.output)
 assert r.exit_code == 0, r.output
 bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]

@@ -16,6 +16,7 @@ from ..fileio import save_figure
 #: The keys of every report row (the --json rows and the --csv columns).
 ROW_KEYS = [
     "variant", "status", "error", "threads", "device", "input_dtype", "accuracy", "macro_f1", "auc_ovr", "ece",
+    "temperature", "uncertain_below", "uncertain_share", "accuracy_reported",
     "per_class_recall", "agreement", "max_prob_gap", "mean_prob_gap", "disagreements", "size_bytes", "gzip_bytes",
     "params", "macs", "gmac_per_s", "roof_pct", "init_ms", "first_ms", "latency_ms", "throughput_ips",
     "batch_throughput_ips", "peak_rss_mb", "path",
@@ -98,6 +99,8 @@ TABLE_COLS = [
     ("macro-F1", "macro_f1", lambda r: _f(r["macro_f1"], ".4f")),
     ("agree", "agreement", lambda r: _f(r["agreement"], ".4f")),
     ("ECE", "ece", lambda r: _f(r["ece"], ".4f")),
+    ("unc %", "uncertain_share", lambda r: _f(100 * r["uncertain_share"] if r.get("uncertain_share") is not None
+                                              else None, ".1f")),
     ("size KB", "size_bytes", lambda r: _f(r["size_bytes"] / 1024, ".1f")),
     ("gzip KB", "gzip_bytes", lambda r: _f(r["gzip_bytes"] / 1024 if r["gzip_bytes"] else None, ".1f")),
     ("p50 ms", "latency_ms", lambda r: _f(r["latency_ms"]["p50"] if r["latency_ms"] else None, ".3f")),
@@ -116,13 +119,20 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return [c[0] for c in cols], [[c[2](r) for c in cols] for r in report["rows"]]
 
 
+def sample_note(report: dict) -> str:
+    """`` (stratified sample of N of M, seed S)`` when --limit took a sample, else empty."""
+    s = report.get("limit_sample")
+    return f" (stratified sample of {s['n']} of {s['of']}, seed {s['seed']})" if s else ""
+
+
 def to_markdown(report: dict) -> str:
     head, body = table_rows(report)
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(x.replace("|", "/") for x in row) + " |" for row in body]
     d = report["device"]
     lines.append("")
-    lines.append(f"{report['dataset']} {report['split']} split, n={report['n']}; reference: {report['reference']}; "
+    lines.append(f"{report['dataset']} {report['split']} split, n={report['n']}{sample_note(report)}; "
+                 f"reference: {report['reference']}; "
                  f"{d['cpu']} ({d['cores']} cores), {d['interpreter']} {d['interpreter_version']}; "
                  f"batch 1, {report['config']['runs']} runs after {report['config']['warmup']} warm-up.")
     if report.get("reference_note"):
@@ -135,8 +145,12 @@ def to_markdown(report: dict) -> str:
 
 
 def to_csv(report: dict) -> str:
+    """One line per row; a report of several groups (models benched on their own datasets) adds a
+    leading ``group`` column."""
     buf = io.StringIO()
     flat_keys = [k for k in ROW_KEYS if k not in ("latency_ms", "per_class_recall", "disagreements")]
+    if report.get("groups"):
+        flat_keys = ["group", *flat_keys]
     lat = ["p50", "p90", "p99", "mean", "std"]
     w = csv.writer(buf)
     w.writerow(flat_keys + [f"latency_{k}_ms" for k in lat])
@@ -166,7 +180,8 @@ def plot(report: dict, path: Path) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.margins(x=0.25, y=0.3)
     ax.set_xlabel("p50 latency, batch 1 (ms, log)")
-    ax.set_ylabel(f"accuracy ({report['dataset']} {report['split']}, n={report['n']})")
+    ax.set_ylabel(f"accuracy ({report['split']}, each model on its own dataset)" if report.get("groups") else
+                  f"accuracy ({report['dataset']} {report['split']}, n={report['n']})")
     ax.set_title("edge-wbc bench: accuracy vs latency (marker area ~ file size)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

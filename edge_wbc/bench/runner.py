@@ -23,6 +23,7 @@ import numpy as np
 from ..data import load_dataset
 from ..errors import DataError, ModelError, SpecError
 from ..metrics.classification import classification_report
+from ..runtime.rule import read_rule
 from ..spec import ModelSpec, spec_path_for
 from .report import ROW_KEYS
 
@@ -39,6 +40,7 @@ class BenchConfig:
     data: str | None = None
     timeout_s: float = 1800.0
     roofline: bool = False
+    seed: int = 0  # of the stratified --limit sample
     extra: dict = field(default_factory=dict)
 
 
@@ -120,7 +122,44 @@ def _load_spec(path: Path) -> ModelSpec:
         raise ModelError(str(e)) from None
 
 
+def _group_key(sp: ModelSpec) -> tuple:
+    return (sp.dataset, sp.input_shape, sp.split_seed)
+
+
+def plan_groups(variants: list[Path], specs: dict, cfg: BenchConfig) -> tuple[list[list[Path]], list[dict]]:
+    """Variants grouped by the data they are benched on, and the ones skipped (with the reason).
+
+    Each classifier is benched on its own dataset (its spec's, at its input size and split seed), so
+    a directory of models trained on different data (``android_assets/``) gives one group per
+    dataset, each with its own reference; ``--dataset`` puts every classifier on that one dataset.
+    Segmentation models are skipped: bench scores classifiers (``benchmarks/seg_eval.py`` scores
+    segmenters: Dice, IoU). A variant whose model.json cannot be read is a failed row of the first group.
+    """
+    groups: dict[tuple, list[Path]] = {}
+    skipped, broken = [], []
+    for v in variants:
+        sp = specs[v]
+        if isinstance(sp, Exception):
+            broken.append(v)
+        elif sp.task == "segmentation":
+            skipped.append({"variant": v.name, "path": str(v), "task": sp.task,
+                            "reason": "segmentation model: bench scores classifiers; score it with "
+                                      "benchmarks/seg_eval.py (Dice, IoU)"})
+        else:
+            key = ("*", (), 0) if cfg.dataset else _group_key(sp)
+            groups.setdefault(key, []).append(v)
+    out = list(groups.values())
+    if broken:
+        if out:
+            out[0] = broken + out[0]
+        else:
+            out = [broken]
+    return out, skipped
+
+
 def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict:
+    """Bench every variant of ``models``: one report for one group of data; with several groups (models
+    trained on different datasets) ``{"groups": [report, ...], "rows": every row, ...}``."""
     variants = discover(models)
     specs: dict[Path, ModelSpec | Exception] = {}
     for v in variants:
@@ -128,17 +167,51 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
             specs[v] = _load_spec(v)
         except ModelError as e:
             specs[v] = e
-    good = [s for s in specs.values() if isinstance(s, ModelSpec)]
+    groups, skipped = plan_groups(variants, specs, cfg)
+    if not groups:
+        raise ModelError("nothing to bench: " + "; ".join(f"{s['variant']}: {s['reason']}" for s in skipped))
+    reports = [_run_group(g, specs, cfg, progress) for g in groups]
+    if len(reports) == 1:
+        rep = reports[0]
+        if skipped:
+            rep["skipped"] = skipped
+        return rep
+    names = [r["dataset"] for r in reports]
+    for r in reports:  # two groups of one dataset (pbc64 / pbc128): name them by input size too
+        r["group"] = r["dataset"] if names.count(r["dataset"]) == 1 else f"{r['dataset']} {r['input']}"
+    return {
+        "dataset": "per model (see groups)",
+        "split": cfg.split,
+        "n": sum(r["n"] for r in reports),
+        "device": reports[0]["device"],
+        "reference": None,
+        "reference_note": None,
+        "sample": reports[0].get("sample"),
+        "roofline": reports[0]["roofline"],
+        "config": reports[0]["config"],
+        "groups": reports,
+        "skipped": skipped,
+        "rows": [row | {"group": r["group"]} for r in reports for row in r["rows"]],
+    }
+
+
+def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) -> dict:
+    good = [specs[v] for v in variants if isinstance(specs[v], ModelSpec)]
     if not good:
-        raise ModelError("no variant has a readable model.json: " + "; ".join(str(s) for s in specs.values()))
+        raise ModelError("no variant has a readable model.json: " + "; ".join(str(specs[v]) for v in variants))
     base = good[0]
     dataset_name = cfg.dataset or base.dataset
     if not dataset_name:
         raise DataError("the model.json names no dataset: pass --dataset")
-    ds = load_dataset(dataset_name, base, data=cfg.data, seed=base.split_seed if dataset_name == base.dataset else 0)
-    split = ds.split(cfg.split).head(cfg.limit)
+    ds = load_dataset(dataset_name, base, data=cfg.data, seed=base.split_seed if dataset_name == base.dataset else 0,
+                      only=cfg.split, subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
+    split = ds.split(cfg.split).sample(cfg.limit, cfg.seed)  # a split the loader sampled already stays as it is
     if len(split) == 0:
         raise DataError(f"{dataset_name} {cfg.split} split is empty")
+    sample = None
+    if split.population:
+        sample = {"kind": "stratified", "seed": cfg.seed, "n": len(split), "of": split.population,
+                  "per_class": {lab: int((split.labels == i).sum()) for i, lab in enumerate(ds.labels)}}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edge-wbc-bench-") as tmp:
         tmp = Path(tmp)
@@ -150,6 +223,8 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
                 row = {k: None for k in ROW_KEYS}
                 row.update(variant="keras" if v.suffix == ".keras" else v.name, path=str(v), threads=threads,
                            size_bytes=v.stat().st_size, gzip_bytes=_gzip_size(v))
+                if not isinstance(sp, Exception):
+                    row["_rule"] = read_rule(spec_path_for(v))  # the model's one uncertain rule
                 if progress:
                     progress(f"{row['variant']} @ {threads} thread{'s' if threads > 1 else ''}")
                 if isinstance(sp, Exception):
@@ -203,6 +278,8 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
         "split": cfg.split,
         "n": len(split),
         "sample": ds.sample,
+        "input": f"{base.input_width}x{base.input_height}",
+        "limit_sample": sample,
         "device": machine_info(),
         "reference": ref["variant"] if ref else None,
         "reference_note": _reference_note(ref),
@@ -213,6 +290,7 @@ def run_bench(models: list[Path], cfg: BenchConfig, progress: Callable[[str], No
             "warmup": cfg.warmup,
             "batch": cfg.batch,
             "limit": cfg.limit,
+            "seed": cfg.seed,
         },
         "rows": [
             {k: r.get(k) for k in ROW_KEYS} | ({"batch_note": r["batch_note"]} if r.get("batch_note") else {})
@@ -255,6 +333,13 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
         rep = classification_report(y, p, labels)
         r.update(accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], auc_ovr=rep["auc_ovr"], ece=rep["ece"],
                  per_class_recall={k: v["recall"] for k, v in rep["per_class"].items()})
+        rule = r.pop("_rule", None)
+        if rule is not None:  # what classify / count / the device would report with the model's rule
+            _, k = rule.apply(p)
+            kept = k >= 0
+            r.update(temperature=rule.temperature, uncertain_below=rule.threshold,
+                     uncertain_share=float(1 - kept.mean()),
+                     accuracy_reported=float((k[kept] == y[kept]).mean()) if kept.any() else None)
         r["_p"] = p
     if ref is not None:
         rp = ref["_p"]
@@ -270,6 +355,7 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
                 )
     for r in rows:
         r.pop("_p", None)
+        r.pop("_rule", None)
 
 
 # ---- gates ------------------------------------------------------------------------------------
@@ -288,15 +374,24 @@ def bench_models(models: list[Path], cfg: BenchConfig, *, baseline: dict | None 
     from .report import P50_NOISE, check_gates, compare, plot, to_csv, to_markdown
 
     report = run_bench(models, cfg, progress=progress)
+    parts = report.get("groups") or [report]
     if baseline is not None:
-        report["compare"] = compare(report, baseline, noise=P50_NOISE if noise is None else noise)
-    report["gate_failures"] = check_gates(report, **(gates or {}))
+        base_rows = [row for g in (baseline.get("groups") or [baseline]) for row in g.get("rows", [])]
+        for g in parts:
+            g["compare"] = compare(g, {"rows": base_rows}, noise=P50_NOISE if noise is None else noise)
+        if len(parts) > 1:
+            report["compare"] = [d for g in parts for d in g["compare"]]
+    for g in parts:
+        g["gate_failures"] = check_gates(g, **(gates or {}))
+    if len(parts) > 1:
+        report["gate_failures"] = [f for g in parts for f in g["gate_failures"]]
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=2) + "\n")
     if csv_out:
         atomic_write_text(csv_out, to_csv(report))
     if markdown:
-        atomic_write_text(markdown, to_markdown(report))
+        atomic_write_text(markdown, "\n".join(
+            (f"### {g['group']}\n\n" if len(parts) > 1 else "") + to_markdown(g) for g in parts))
     if plot_out:
         plot(report, plot_out)
     return report

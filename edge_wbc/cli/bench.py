@@ -25,29 +25,38 @@ def parse_threads(s: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
-    more_models: Optional[List[Path]] = typer.Argument(
+    more_models: Optional[List[str]] = typer.Argument(
         None,
-        metavar="[MODELS]...",
+        metavar="MODEL",
         show_default=False,
-        help="More model dirs/files: `--models a b c` works as in the docs.",
+        help="More model dirs/files/shipped names: `-m a b c` works too.",
     ),
-    models: Optional[List[Path]] = typer.Option(
-        None, "--models", "-m", help="Model dirs or files (default: the shipped models)."
+    models: Optional[List[str]] = typer.Option(
+        None, "--model", "-m",
+        help="Model dir, file or shipped name (repeatable; default: the shipped BloodMNIST models). Each "
+             "classifier is benched on its own dataset, grouped by dataset; segmentation models are skipped.",
     ),
-    dataset: Optional[str] = typer.Option(None, help="Dataset (default: the one in model.json)."),
-    split: SplitName = typer.Option(SplitName.test),
-    limit: Optional[int] = typer.Option(None, min=1, help="Bench on the first N images only."),
-    threads: str = typer.Option("1", help="Thread counts, comma-separated, e.g. 1,2,4."),
+    models_old: Optional[List[str]] = typer.Option(None, "--models", hidden=True),
+    dataset: Optional[str] = typer.Option(None, help="Bench every model on this dataset (default: each its own)."),
+    split: SplitName = typer.Option(SplitName.test, help="Split to bench on."),
+    limit: Optional[int] = typer.Option(
+        None, min=1, help="Bench on a stratified random sample of N images per dataset (seeded by --seed)."
+    ),
+    seed: int = typer.Option(0, min=0, help="Seed of the --limit sample."),
+    threads: str = typer.Option(
+        "1", help="Thread counts to sweep, comma-separated, e.g. 1,2,4: one row per variant and count "
+                  "(a list here only: a sweep is what bench is for; other commands take one number)."
+    ),
     runs: int = typer.Option(200, min=1, help="Timed runs per variant and thread count."),
-    warmup: int = typer.Option(20, min=0),
+    warmup: int = typer.Option(20, min=0, help="Untimed runs before the timed ones."),
     batch: Optional[int] = typer.Option(None, min=2, help="Also measure throughput at this batch size."),
     roofline: bool = typer.Option(
         False, "--roofline", help="Measure this CPU's int8/float32 conv roof; report % of it."
     ),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
-    csv_out: Optional[Path] = typer.Option(None, "--csv"),
-    markdown: Optional[Path] = typer.Option(None, "--markdown"),
-    plot_out: Optional[Path] = typer.Option(None, "--plot"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON to this file."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one line per row to this CSV file."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the table as Markdown to this file."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write accuracy vs latency as a PNG to this file."),
     max_drop: Optional[float] = typer.Option(None, help="Gate: max accuracy drop vs the float reference."),
     min_agreement: Optional[float] = typer.Option(None, help="Gate: min top-1 agreement with the float reference."),
     max_p50_ms: Optional[float] = typer.Option(None, help="Gate: max p50 latency (ms) of any .tflite."),
@@ -61,20 +70,26 @@ def bench(
     """Bench every variant on real images: accuracy, agreement, latency, memory, size. Exit 1 if a gate fails."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..assets import default_bench_models
+    from ..assets import default_bench_models, resolve_model
     from ..bench.runner import BenchConfig, bench_models, discover
+    from .app import check_out_file, check_threads, deprecated
 
     th = parse_threads(threads)
+    for flag, pth in (("--json", json_out), ("--csv", csv_out), ("--markdown", markdown), ("--plot", plot_out)):
+        check_out_file(pth, flag)
+    check_threads(max(th))
+    if models_old:
+        models = list(models or []) + deprecated(None, models_old, "-m/--model", "--models")
     baseline = None
     if compare_to:
         try:
             baseline = json.loads(compare_to.read_text())
         except (OSError, json.JSONDecodeError) as e:
             fail(f"--compare {compare_to}: cannot read bench JSON ({e})")
-    given = list(models or []) + list(more_models or [])
+    given = [resolve_model(m) for m in list(models or []) + list(more_models or [])]
     paths = given if given else default_bench_models()
     n_var = len(discover(paths)) * len(th)
-    cfg = BenchConfig(threads=th, runs=runs, warmup=warmup, batch=batch, limit=limit, split=split.value,
+    cfg = BenchConfig(threads=th, runs=runs, warmup=warmup, batch=batch, limit=limit, seed=seed, split=split.value,
                       dataset=dataset, data=str(data) if data else None, roofline=roofline)
     gates = {"max_drop": max_drop, "min_agreement": min_agreement, "max_p50_ms": max_p50_ms, "max_size_kb": max_size_kb}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

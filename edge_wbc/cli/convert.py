@@ -33,8 +33,8 @@ def _given(ctx: typer.Context, param: str) -> bool:
 @app.command()
 def convert(
     ctx: typer.Context,
-    model_dir: Path = typer.Argument(..., help="Directory with model.keras and model.json."),
-    mode: Mode = typer.Option(Mode.int8, "--mode", "-m"),
+    model_dir: Path = typer.Argument(..., metavar="DIR", help="Directory with model.keras and model.json."),
+    mode: Mode = typer.Option(Mode.int8, "--mode", help="Quantization mode (no short form: -m is --model elsewhere)."),
     calib: int = typer.Option(500, min=1, help="Calibration images for int8 / int16x8."),
     calib_split: SplitName = typer.Option(SplitName.train, help="Split to calibrate on (never test)."),
     io: IOType = typer.Option(IOType.uint8, "--io", help="int8 mode: input/output tensor type."),
@@ -94,7 +94,10 @@ def convert(
         from ..converters.pipeline import convert_model_dir
     except ImportError as e:
         fail(f"conversion needs the train extra ({e}): pip install 'edge-wbc[train]'")
-    r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value,
-                          allow_chance=allow_chance, min_agreement=min_agreement, out_name=name, seed=seed, log=say,
-                          **options)
+    from ..runtime.interpreter import quiet_native_stderr
+
+    with quiet_native_stderr():  # the converter's C++ log lines (MLIR, quantizer) unless -v
+        r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value,
+                              allow_chance=allow_chance, min_agreement=min_agreement, out_name=name, seed=seed,
+                              log=say, **options)
     render.converted(r, mode.value)

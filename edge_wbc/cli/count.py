@@ -8,28 +8,32 @@ from typing import List, Optional
 import typer
 
 from . import render
-from .app import app, fail
-from .segment import default_asset
+from .app import app, check_inputs, check_out_dir, check_out_file, check_threads, fail
+from .segment import model_or_default
 
 
 @app.command()
 def count(
     smears: Optional[List[Path]] = typer.Argument(
-        None, help="Smear images and/or directories. None: the embedded sample's BCCD test smears."
+        None, metavar="[SMEAR]...",
+        help="Smear images and/or directories. None: the embedded sample's BCCD test smears.",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for annotated PNGs."),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
-    csv_out: Optional[Path] = typer.Option(None, "--csv"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for annotated smears (<stem>.count.jpg)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (every cell) as JSON to this file."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one row per smear (counts) to this file."),
     report_html: Optional[Path] = typer.Option(
         None, "--report", help="One self-contained HTML page (annotated fields, differential chart, models)."
     ),
-    detector: Optional[Path] = typer.Option(
-        None,
-        help="WBC detector .tflite (default: the shipped smear unet int8, or with --tile the shipped cell unet int8).",
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", "--classifier",
+        help="WBC crop classifier: .tflite or shipped name (default: bccd4_int8). --classifier is the old name.",
     ),
-    classifier: Optional[Path] = typer.Option(None, help="WBC crop classifier .tflite (default: shipped bccd4 int8)."),
+    detector: Optional[str] = typer.Option(
+        None,
+        help="WBC detector: .tflite or shipped name (default: smear_unet_int8, or with --tile wbc_unet_int8).",
+    ),
     uncertain_below: Optional[float] = typer.Option(
-        None, min=0.0, max=1.0, help="Override the classifier's threshold."
+        None, min=0.0, max=1.0, help="Override the classifier's calibrated uncertain threshold."
     ),
     tile: bool = typer.Option(
         False,
@@ -41,17 +45,24 @@ def count(
     window: Optional[int] = typer.Option(
         None, min=8, help="With --tile: window size in image pixels (default: the detector's input size)."
     ),
-    threads: int = typer.Option(1, min=1),
-    skip_bad: bool = typer.Option(False, "--skip-bad"),
+    threads: int = typer.Option(1, min=1, help="Interpreter threads."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
 ):
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
     from ..tasks.count import SmearCounter, count_paths
 
     if window is not None and not tile:
         fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
+    check_out_dir(out)
+    check_out_file(json_out, "--json")
+    check_out_file(csv_out, "--csv")
+    check_out_file(report_html, "--report")
+    check_threads(threads)
+    if smears:
+        check_inputs(smears)
     sc = SmearCounter(
-        detector or default_asset("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
-        classifier or default_asset("bccd4_int8.tflite"),
+        model_or_default(detector, "wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
+        model_or_default(model, "bccd4_int8.tflite"),
         threads=threads,
         uncertain_below=uncertain_below,
         tile=tile,

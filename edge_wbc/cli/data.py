@@ -48,11 +48,20 @@ def data_check(
     dataset: str = typer.Argument(..., help="bloodmnist, pbc128, bccd4, bccd2, or a folder path."),
     size: int = typer.Option(28, help="Size the images are loaded at."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
-    threshold: int = typer.Option(4, help="Max Hamming distance of 64-bit perceptual hashes to call a near-duplicate."),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
+    max_distance: int = typer.Option(
+        4, "--max-distance", min=0, help="Max Hamming distance of 64-bit perceptual hashes to call a near-duplicate."
+    ),
+    threshold_old: Optional[int] = typer.Option(None, "--threshold", hidden=True, min=0),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the counts and pairs as JSON to this file."),
 ):
     """Class counts per split and near-duplicate images across splits (perceptual hash)."""
     from ..data.dupes import check_dataset
+    from .app import check_out_file, deprecated
+
+    if threshold_old is not None:
+        max_distance = deprecated(None, threshold_old, "--max-distance", "--threshold")
+    check_out_file(json_out, "--json")
+    threshold = max_distance
 
     render.data_check(check_dataset(dataset, size, data, threshold, json_out))
 

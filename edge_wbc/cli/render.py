@@ -47,23 +47,39 @@ def converted(r: dict, mode: str) -> None:
                       f"agreement {r.get('agreement', float('nan')):.4f}{extra}")
 
 
+def note(msg: str) -> None:
+    console.print(msg, highlight=False, soft_wrap=True)
+
+
+def shipped_list(rows: list[dict]) -> None:
+    t = Table("name (-m)", "task", "input", "classes", "trained on", "test score", title="shipped models")
+    for r in rows:
+        labels = r["labels"]
+        t.add_row(r["name"], r["task"], f"{r['input'][1]}x{r['input'][0]}",
+                  f"{len(labels)}: {', '.join(labels)}", r["trained_on"], r["score"])
+    out_console.print(t)
+
+
 def model_list(entries) -> None:
-    t = Table("name", "task", "description")
+    t = Table("name", "task", "description", title="registered architectures (edge-wbc train NAME)")
     for e in entries:
         t.add_row(e.name, e.task, e.description)
     out_console.print(t)
 
 
 # ---- classify ---------------------------------------------------------------------------------
-def classified(result, clf, output: Path | None) -> None:
+def classified(result, clf, output: Path | None, json_out: Path | None = None) -> None:
     from ..preprocess import display_name
 
     if result.bad:
         console.print(f"[yellow]{len(result.bad)} file(s) could not be classified:[/]")
         for _, err in result.bad:
             console.print(f"  {escape(err)}", highlight=False, soft_wrap=True)
-    console.print(f"classified {result.n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version})"
-                  + (f" -> {display_name(output)}" if output else ""), highlight=False)
+    r = clf.rule
+    outs = [display_name(p) for p in (output, json_out) if p]
+    console.print(f"classified {result.n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version}), "
+                  f"{result.n_uncertain} uncertain (temperature {r.temperature:.3g}, uncertain below {r.threshold:.2f})"
+                  + (f" -> {', '.join(outs)}" if outs else ""), highlight=False)
 
 
 def sample_banner(info: dict, what: str) -> None:
@@ -75,10 +91,24 @@ def sample_banner(info: dict, what: str) -> None:
 
 # ---- bench ------------------------------------------------------------------------------------
 def bench_report(report: dict) -> None:
-    from ..bench.report import table_rows
+    """One table per group (models benched on their own dataset), each with its reference and sample."""
+    for g in report.get("groups") or [report]:
+        _bench_group(g)
+    for sk in report.get("skipped") or []:
+        console.print(f"[yellow]skipped[/] {escape(sk['variant'])}: {escape(sk['reason'])}", highlight=False,
+                      soft_wrap=True)
+    if report.get("groups") and "compare" in report:
+        _compare_table(report["compare"])
+    elif "compare" in report:
+        _compare_table(report["compare"])
+
+
+def _bench_group(report: dict) -> None:
+    from ..bench.report import sample_note, table_rows
 
     head, body = table_rows(report)
-    t = Table(*head, title=f"{report['dataset']} {report['split']} (n={report['n']}), reference: {report['reference']}")
+    t = Table(*head, title=f"{report['dataset']} {report['split']} ({report.get('input', '')}, n={report['n']}"
+                           f"{sample_note(report)}), reference: {report['reference'] or 'none (no float model)'}")
     for row, r in zip(body, report["rows"]):
         t.add_row(*row, style=None if r["status"] == "ok" else "red")
     out_console.print(t)
@@ -89,20 +119,25 @@ def bench_report(report: dict) -> None:
     for r in report["rows"]:
         if r["status"] != "ok":
             console.print(f"[red]{escape(r['variant'])}[/]: {escape(str(r['error']))}", highlight=False, soft_wrap=True)
-    if "compare" in report:
-        ct = Table("variant", "thr", "Δ acc", "Δ p50 ms", "Δ p50 %", "Δ size B", "flags")
-        for d in report["compare"]:
-            if "note" in d:
-                ct.add_row(d["variant"], str(d["threads"]), "", "", "", "", d["note"])
-            else:
-                ct.add_row(d["variant"], str(d["threads"]), f"{d['d_accuracy']:+.4f}", f"{d['d_p50_ms']:+.3f}",
-                           f"{d['d_p50_rel']:+.1%}", f"{d['d_size_bytes']:+d}", "; ".join(d["flags"]) or "ok",
-                           style="red" if d["regression"] else None)
-        out_console.print(ct)
+
+
+def _compare_table(rows: list[dict]) -> None:
+    ct = Table("variant", "thr", "Δ acc", "Δ p50 ms", "Δ p50 %", "Δ size B", "flags")
+    for d in rows:
+        if "note" in d:
+            ct.add_row(d["variant"], str(d["threads"]), "", "", "", "", d["note"])
+        else:
+            ct.add_row(d["variant"], str(d["threads"]), f"{d['d_accuracy']:+.4f}", f"{d['d_p50_ms']:+.3f}",
+                       f"{d['d_p50_rel']:+.1%}", f"{d['d_size_bytes']:+d}", "; ".join(d["flags"]) or "ok",
+                       style="red" if d["regression"] else None)
+    out_console.print(ct)
 
 
 def gate_failures(gates: list[str]) -> None:
+    """Gate messages; a failed variant's own error is already under its table, so it is not repeated."""
     for g in gates:
+        if ": status failed: " in g:
+            continue
         console.print(f"[bold red]gate failed:[/] {escape(g)}", highlight=False, soft_wrap=True)
 
 

@@ -9,7 +9,7 @@ import typer
 
 from ..defaults import MASK_THRESHOLD, SPECK_FRAC
 from . import render
-from .app import app, fail
+from .app import app, check_inputs, check_out_dir, check_threads, fail
 
 
 def default_asset(name: str) -> Path:
@@ -21,18 +21,28 @@ def default_asset(name: str) -> Path:
     return p
 
 
+def model_or_default(model: str | None, default: str) -> Path:
+    """A -m value (a path or a shipped name, :func:`edge_wbc.assets.resolve_model`), or the shipped default."""
+    from ..assets import resolve_model
+
+    return resolve_model(model) if model else default_asset(default)
+
+
 @app.command()
 def segment(
     images: Optional[List[Path]] = typer.Argument(
-        None, help="Image files and/or directories. None: one PBC cell per class from the embedded sample."
+        None, metavar="[IMAGE]...",
+        help="Image files and/or directories. None: one PBC cell per class from the embedded sample.",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Directory for <stem>.mask.png, <stem>.nucleus.png, <stem>.overlay.png."
     ),
-    model: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="Segmentation .tflite (default: the shipped unet int8)."
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Segmentation .tflite or shipped name (default: wbc_unet_int8)."
     ),
-    threshold: float = typer.Option(MASK_THRESHOLD, min=0.0, max=1.0),
+    mask_threshold: float = typer.Option(MASK_THRESHOLD, "--mask-threshold", min=0.0, max=1.0,
+                                         help="Probability above which a map pixel is WBC / nucleus."),
+    threshold_old: Optional[float] = typer.Option(None, "--threshold", hidden=True, min=0.0, max=1.0),
     tile: bool = typer.Option(
         False,
         "--tile",
@@ -54,22 +64,30 @@ def segment(
         help="Drop WBC components smaller than this fraction of the "
         "model's input area, at the model's scale (specks: platelets, debris).",
     ),
-    threads: int = typer.Option(1, min=1),
-    skip_bad: bool = typer.Option(False, "--skip-bad"),
+    threads: int = typer.Option(1, min=1, help="Interpreter threads."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
 ):
     """WBC (and nucleus) masks at each input's own size, plus an overlay."""
     from ..runtime import TFLiteSegmenter
     from ..tasks.segment import segment_paths
 
+    if threshold_old is not None:
+        from .app import deprecated
+
+        mask_threshold = deprecated(None, threshold_old, "--mask-threshold", "--threshold")
     if window is not None and not tile:
         fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
-    seg = TFLiteSegmenter(model or default_asset("wbc_unet_int8.tflite"), num_threads=threads)
+    check_out_dir(out)
+    check_threads(threads)
+    if images:
+        check_inputs(images)
+    seg = TFLiteSegmenter(model_or_default(model, "wbc_unet_int8.tflite"), num_threads=threads)
     if not images:
         from ..data.sample import sample_inputs
 
         images, info = sample_inputs("pbc128", per_class=1)
         render.sample_banner(info, "segment")
-    result = segment_paths(seg, images, out, threshold, tile, min_area_frac, window)
+    result = segment_paths(seg, images, out, mask_threshold, tile, min_area_frac, window)
     render.segmented(result, seg, tile, window, out)
     if result.bad and not skip_bad:
         raise typer.Exit(1)

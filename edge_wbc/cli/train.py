@@ -88,6 +88,15 @@ def train(
     A comma-separated --dataset (e.g. pbc128,bccd,wbcseg) trains a field classifier on several cell
     sources at once (five WBC classes, WBC-centred crops, source-balanced sampling).
     """
+    # names and builder arguments are checked before the (5 s) TensorFlow import
+    from ..training import get_model
+    from ..training.registry import check_kwargs
+    from .app import check_out_dir
+
+    get_model(model)
+    builder_args = parse_builder_args(arg or [])
+    check_kwargs(model, builder_args)
+    check_out_dir(out)
     if "," in dataset or model == "fieldnet":
         from ..data.cells import parse_label_map
 
@@ -99,7 +108,7 @@ def train(
             fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
         hp = FieldHParams(sources=tuple(s for s in dataset.split(",") if s), model=model, holdout=holdout,
                           size=size or 64, epochs=epochs, batch=min(batch, 256), lr=lr or 2e-3, seed=seed, steps=steps,
-                          limit=limit, label_map=lm, model_kwargs=parse_builder_args(arg or []))
+                          limit=limit, label_map=lm, model_kwargs=builder_args)
         render.trained(train_field(hp, out, data=data, log=say), out)
         return
     if holdout or label_map:
@@ -129,7 +138,11 @@ def train(
         ema=ema,
         boundary_weight=boundary_weight,
         refit=refit,
-        model_kwargs=parse_builder_args(arg or []),
+        model_kwargs=builder_args,
         init=str(init) if init else None,
     )
-    render.trained(run_training(hp, out, data=data, log=say), out)
+    from ..runtime.interpreter import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's C++ log lines unless -v
+        metrics = run_training(hp, out, data=data, log=say)
+    render.trained(metrics, out)

@@ -16,7 +16,7 @@ from ..errors import DataError
 from ..preprocess import is_image_file, preprocess
 from ..spec import ModelSpec
 from .catalog import CATALOG, CLASSIFICATION_DATASETS, SEG_DATASETS
-from .containers import SPLITS, Dataset, Split
+from .containers import SPLITS, Dataset, Split, sample_indices
 from .roots import ENV_VAR, data_root, dataset_root
 from .segdata import load_seg_dataset
 
@@ -179,11 +179,16 @@ def _check_classes(name: str, labels: tuple[str, ...], splits: dict[str, Split])
 
 
 def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions=(0.7, 0.1, 0.2),
-                     labels: tuple[str, ...] | None = None, progress=None) -> Dataset:
+                     labels: tuple[str, ...] | None = None, progress=None, only: str | None = None,
+                     subsample: tuple[int, int] | None = None) -> Dataset:
     """`root/{train,val,test}/<class>/*` (official split) or `root/<class>/*` (split here, stratified).
 
     With ``labels`` given (a named dataset), a tree with only some of the split folders (the embedded
     sample's ``test/``) loads those; the others are empty.
+
+    With an official split, ``only`` decodes that split alone (the others are left empty) and
+    ``subsample`` = (n, seed) decodes only :func:`~edge_wbc.data.containers.sample_indices` of it: the
+    same images as sampling the decoded split, without decoding the rest (``edge-wbc bench --limit``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -208,8 +213,15 @@ def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions
                     raise DataError(f"{root / s / c}: class folder is empty (no image files)")
                 files += cf
                 ys += [ci] * len(cf)
+            if only is not None and s != only:
+                splits[s] = Split(np.zeros((0, *spec.input_shape), np.uint8), np.array(ys, np.int64)[:0], [])
+                continue
+            population = None
+            if only is not None and subsample is not None and subsample[0] < len(ys):
+                keep = sample_indices(np.array(ys), subsample[0], subsample[1])
+                population, files, ys = len(ys), [files[i] for i in keep], [ys[i] for i in keep]
             x, ids = _decode_files(files, spec, progress)
-            splits[s] = Split(x, np.array(ys, np.int64), ids)
+            splits[s] = Split(x, np.array(ys, np.int64), ids, population=population)
     else:
         dirs = _class_dirs(root)
         if len(dirs) < 2:
@@ -228,7 +240,8 @@ def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions
         x, ids = _decode_files(files, spec, progress)
         parts = stratified_split(y, fractions, seed)
         splits = {s: Split(x[i], y[i], [ids[j] for j in i]) for s, i in parts.items()}
-    _check_classes(str(root), tuple(names), splits)
+    if only is None:
+        _check_classes(str(root), tuple(names), splits)
     return Dataset(root.name, tuple(names), splits, source=str(root))
 
 
@@ -300,9 +313,14 @@ def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int 
 
 
 def load_dataset(
-    name: str, spec: ModelSpec | None = None, data: str | Path | None = None, seed: int = 0, progress=None
+    name: str, spec: ModelSpec | None = None, data: str | Path | None = None, seed: int = 0, progress=None,
+    only: str | None = None, subsample: tuple[int, int] | None = None,
 ) -> Dataset:
-    """Load a named dataset (bloodmnist, pbc128, bccd4, bccd2) or a folder path, preprocessed to ``spec``."""
+    """Load a named dataset (bloodmnist, pbc128, bccd4, bccd2) or a folder path, preprocessed to ``spec``.
+
+    ``only`` / ``subsample``: a hint that only that split (a stratified sample of it) will be used; folder
+    trees with an official split then decode just that (see :func:`load_folder_tree`), others load as usual.
+    """
     if name in SEG_DATASETS:
         return load_seg_dataset(name, spec, data=data, seed=seed)
     if name == "bloodmnist":
@@ -322,7 +340,8 @@ def load_dataset(
         p = root / CATALOG["pbc128"].path
         if not p.is_dir():
             raise DataError(f"{p}: pbc128 not found under the data root (set --data or {ENV_VAR})")
-        ds = load_folder_tree(p, spec, seed=seed, labels=BLOODMNIST_LABELS, progress=progress)
+        ds = load_folder_tree(p, spec, seed=seed, labels=BLOODMNIST_LABELS, progress=progress, only=only,
+                              subsample=subsample)
         ds.name, ds.license, ds.sample = "pbc128", CATALOG["pbc128"].license, sample
         return ds
     if name in ("bccd4", "bccd2"):
@@ -332,7 +351,7 @@ def load_dataset(
         return load_bccd(p, spec, name, seed=seed, progress=progress)
     p = Path(name).expanduser()
     if p.is_dir():
-        return load_folder_tree(p, spec, seed=seed, progress=progress)
+        return load_folder_tree(p, spec, seed=seed, progress=progress, only=only, subsample=subsample)
     raise DataError(
         f"unknown dataset {name!r}: valid choices are {', '.join(CLASSIFICATION_DATASETS)} or a folder path"
     )

@@ -25,8 +25,13 @@ import numpy as np
 from ..data.catalog import dataset_credit, dataset_license
 from ..defaults import EXPORT_TARGET_ACCURACY, EXPORT_THRESHOLD_GRID, UNCERTAIN_BELOW
 from ..errors import ModelError, SpecError
+from ..runtime.rule import UncertainRule, apply_temperature, read_rule
 from ..spec import MODES, ModelSpec, spec_path_for
 from . import tflite_metadata as tm
+
+#: The device's rule, as the bundle states it (android_assets/README.md has the Kotlin of it).
+UNCERTAIN_RULE_TEXT = ("p = softmax(log(p) / temperature) (skip when temperature is 1); report 'uncertain' when "
+                       "the top p is below uncertain_threshold")
 
 BUNDLE_FORMAT = "edge-wbc-android-bundle"
 BUNDLE_VERSION = 1
@@ -186,8 +191,13 @@ def _at(conf: np.ndarray, correct: np.ndarray, t: float) -> dict:
 
 
 def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: float | None,
-             target_accuracy: float) -> dict:
-    """Accuracy of ``tflite`` on its dataset's test split; the uncertain threshold from val."""
+             target_accuracy: float, rule=None) -> dict:
+    """Accuracy of ``tflite`` on its dataset's test split; the uncertain rule's effect on val and test.
+
+    The rule is the source model's calibrated one (``rule``, from ``edge-wbc calibrate``) when it has
+    one; else a threshold is chosen on val from the 0.50-0.99 grid (temperature 1); ``threshold``
+    (``--uncertain-below``) overrides either.
+    """
     from ..data import load_dataset
     from ..errors import DataError
     from ..metrics.classification import macro_f1
@@ -199,16 +209,20 @@ def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: 
     except DataError as e:
         raise DataError(f"{e} (evaluation needs the {spec.dataset} data; --no-eval skips it)") from None
     clf = TFLiteClassifier(tflite, spec=spec)
+    calibrated = rule is not None and rule.source != "default"
+    temperature = rule.temperature if calibrated else 1.0
     res = {}
     for split in ("val", "test"):
         sp = ds.split(split)
-        p = clf.predict(sp.images)
+        p = apply_temperature(clf.predict(sp.images), temperature)
         pred = p.argmax(1)
         res[split] = (p.max(1), pred == sp.labels, pred, sp.labels)
     conf_v, ok_v, _, _ = res["val"]
     conf_t, ok_t, pred_t, y_t = res["test"]
     if threshold is not None:
-        t, basis = float(threshold), "set with --threshold"
+        t, basis = float(threshold), "set with --uncertain-below"
+    elif calibrated:
+        t, basis = rule.threshold, f"calibrated rule of the source model ({rule.source}; edge-wbc calibrate)"
     else:
         choice = choose_threshold(conf_v, ok_v, target_accuracy, candidates=THRESHOLD_GRID)
         t = choice.threshold
@@ -224,8 +238,8 @@ def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: 
     return {
         "test": {"dataset": spec.dataset, "split": "test", "n": int(len(y_t)), "accuracy": float(ok_t.mean()),
                  "macro_f1": macro_f1(y_t, pred_t, spec.num_classes)},
-        "uncertain": {"threshold": t, "basis": basis,
-                      "target_accuracy": None if threshold is not None else target_accuracy,
+        "uncertain": {"threshold": t, "temperature": temperature, "basis": basis,
+                      "target_accuracy": None if threshold is not None or calibrated else target_accuracy,
                       "val": _at(conf_v, ok_v, t), "test": _at(conf_t, ok_t, t),
                       "val_at_0.5": _at(conf_v, ok_v, 0.5)},
     }
@@ -252,16 +266,21 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
     if not np.array_equal(raw_outputs(src, probe), raw_outputs(new, probe)):
         raise ModelError(f"{tflite}: outputs changed after embedding metadata; nothing written")
 
+    rule = read_rule(spec_path_for(tflite))  # the source's one calibrated rule (default: T 1, 0.5)
     report = None
     if evaluate_data:
         with tempfile.TemporaryDirectory() as tmp:
             f = Path(tmp) / f"{name}.tflite"
             f.write_bytes(new)
-            report = evaluate(f, spec, data, threshold, target_accuracy)
+            report = evaluate(f, spec, data, threshold, target_accuracy, rule)
         log(f"{name}: test accuracy {report['test']['accuracy']:.4f} (n={report['test']['n']}), "
             f"uncertain below {report['uncertain']['threshold']:.2f}")
 
+    no_eval_rule = rule if threshold is None else UncertainRule(rule.temperature, float(threshold), "--uncertain-below")
     ins, outs = clf.input, clf.output
+    # the rule is stored once, at the bundle's top level: no second copy in the nested spec's metrics
+    spec = spec.replace(metrics={k: v for k, v in (spec.metrics or {}).items()
+                                 if k not in ("temperature", "uncertain_below", "uncertain_val")})
     m = spec.metrics or {}
     bundle = {
         "format": BUNDLE_FORMAT,
@@ -305,11 +324,13 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
             "decode": ("p = (q - zero_point) * scale" if outs["quantization"][0] else "float32 probabilities"),
         },
         "labels": list(spec.labels),
-        "uncertain_threshold": report["uncertain"]["threshold"] if report else DEFAULT_THRESHOLD,
-        "uncertain_rule": "report 'uncertain' when the top probability is below uncertain_threshold",
+        "temperature": report["uncertain"]["temperature"] if report else no_eval_rule.temperature,
+        "uncertain_threshold": report["uncertain"]["threshold"] if report else no_eval_rule.threshold,
+        "uncertain_rule": UNCERTAIN_RULE_TEXT,
         "uncertain_threshold_basis": report["uncertain"]
         if report
-        else {"threshold": DEFAULT_THRESHOLD, "basis": "default (exported with --no-eval)"},
+        else {"threshold": no_eval_rule.threshold, "temperature": no_eval_rule.temperature,
+              "basis": f"{no_eval_rule.source} rule of the source model (exported with --no-eval)"},
         "accuracy": {
             "value": m.get("accuracy"),
             "macro_f1": m.get("macro_f1"),

@@ -13,6 +13,7 @@ from ..errors import ImageError, ModelError
 from ..preprocess import load_image, preprocess, resize_image
 from .model import TFLiteModel
 from .probs import class_probs
+from .rule import UncertainRule, read_rule
 from .wbccrop import WBCFind, canonical_crop, crop_segmenter
 
 
@@ -32,10 +33,16 @@ class TFLiteClassifier(TFLiteModel):
     through :func:`edge_wbc.preprocess.preprocess`). See :class:`TFLiteModel` for loading.
     """
 
+    task_kind = "classifier"
+
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
         self._threads = int(kw.get("num_threads", 1))
         self._segmenter = None
+        from ..spec import spec_path_for
+
+        #: the calibrated 'uncertain' rule (:mod:`edge_wbc.runtime.rule`), stored once in the model's JSON
+        self.rule: UncertainRule = read_rule(spec_path_for(self.path))
         out_shape = tuple(int(v) for v in self.output["shape"])
         if len(out_shape) < 2 or out_shape[0] != 1 or min(out_shape) < 1 or any(v != 1 for v in out_shape[1:-1]):
             raise ModelError(f"{self.path}: model output shape {out_shape} is not (1, classes)")
@@ -89,9 +96,6 @@ class TFLiteClassifier(TFLiteModel):
         if self.spec.crop == "wbc":
             return self.predict_image(load_image(path)).probs
         return self.predict(preprocess(path, self.spec)[None])[0]
-
-
-
 
 def iter_predictions(clf: TFLiteClassifier, paths: Iterable[Path]):
     """Stream (path, probs | None, error | None) over files: bad files do not stop the run."""

@@ -15,13 +15,16 @@ fresh interpreter elsewhere). A child killed by a signal, or one that fails, bec
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from functools import cache
@@ -59,15 +62,79 @@ QUIET_WARNINGS = (
 )
 
 
+def verbose() -> bool:
+    """Library logs are shown (``edge-wbc -v``, or ``EDGE_WBC_VERBOSE=1``)."""
+    return os.environ.get("EDGE_WBC_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+#: Native log lines dropped from stderr unless verbose: TFLite's "INFO: Created TensorFlow Lite XNNPACK
+#: delegate", LiteRT's INFO lines, TF / absl / CUDA start-up lines. Anything else is passed through.
+NATIVE_NOISE = re.compile(
+    r"^(INFO: |I\d{4} |W\d{4} |E\d{4} .*(cuda|cuDNN|cuFFT|cuBLAS|factory)|WARNING: All log messages before absl|"
+    r".*(oneDNN custom operations|cpu_feature_guard|This TensorFlow binary is optimized|"
+    r"rebuild TensorFlow with the appropriate compiler|Unable to register cu|TF-TRT Warning|"
+    r"computation placer already registered|could not find cuda drivers|Could not find TensorRT))")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Filter what is written to file descriptor 2 while the block runs (see :data:`NATIVE_NOISE`).
+
+    fd 2 goes to a pipe whose reader thread passes every other line on at once, so progress lines
+    and errors (Python's own ``sys.stderr`` included) still appear as they are written. With
+    ``verbose()`` nothing is filtered.
+    """
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        r, w = os.pipe()
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+
+    def pump():
+        with os.fdopen(r, "rb") as fh:
+            for line in fh:
+                if not NATIVE_NOISE.match(line.decode("utf-8", "replace")):
+                    try:
+                        os.write(saved, line)
+                    except OSError:
+                        pass
+
+    t = threading.Thread(target=pump, name="edge-wbc-stderr-filter", daemon=True)
+    t.start()
+    os.dup2(w, 2)
+    os.close(w)
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)  # the pipe's last write end here closes: the reader sees EOF
+        t.join(timeout=5)
+        os.close(saved)
+
+
 def _quiet(cls: type) -> type:
-    """``cls`` with the :data:`QUIET_WARNINGS` silenced around its construction (and nowhere else)."""
+    """``cls`` with the :data:`QUIET_WARNINGS` silenced and native INFO logs filtered around its
+    construction and ``allocate_tensors`` (and nowhere else)."""
 
     class Interpreter(cls):
         def __init__(self, *args, **kwargs):
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_native_stderr():
                 for msg in QUIET_WARNINGS:
                     warnings.filterwarnings("ignore", message=msg)
                 super().__init__(*args, **kwargs)
+
+        def allocate_tensors(self, *args, **kwargs):
+            with quiet_native_stderr():
+                return super().allocate_tensors(*args, **kwargs)
+
 
     Interpreter.__module__, Interpreter.__qualname__ = cls.__module__, cls.__qualname__
     return Interpreter

@@ -37,6 +37,24 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
 
 
 
+#: which commands take a model of each kind (for the error that names the right one)
+COMMANDS_FOR = {"classifier": "`edge-wbc classify -m`, `count --model`, `calibrate`, `bench`, `export-android`",
+                "segmenter": "`edge-wbc segment -m` or `count --detector`"}
+
+
+def check_task(path: Path, spec: ModelSpec, kind: str | None) -> None:
+    """A segmentation model where a classifier is wanted (or the reverse) is a one-line ModelError."""
+    if kind is None:
+        return
+    is_seg = spec.task == "segmentation"
+    if kind == "classifier" and is_seg:
+        raise ModelError(f"{path}: is a segmentation model (task {spec.task!r}), not a classifier; "
+                         f"use it with {COMMANDS_FOR['segmenter']}")
+    if kind == "segmenter" and not is_seg:
+        raise ModelError(f"{path}: is a {spec.task} model, not a segmentation model; "
+                         f"use it with {COMMANDS_FOR['classifier']}")
+
+
 class TFLiteModel:
     """A ``.tflite`` and its model.json: one raw-pixel input, one output, (de)quantized by the tensor details.
 
@@ -49,6 +67,8 @@ class TFLiteModel:
     a child process (:func:`probe_model`), so a corrupt file that crashes the native interpreter
     cannot crash this process.
     """
+
+    task_kind: str | None = None  # "classifier" / "segmenter": the spec's task is checked before loading
 
     def __init__(self, path: str | Path, spec: ModelSpec | None = None, labels_file: str | Path | None = None,
                  num_threads: int = 1, backend: str | None = None, probe: bool | None = None):
@@ -72,6 +92,7 @@ class TFLiteModel:
             except SpecError as e:
                 raise ModelError(f"{labels_file}: {e}") from None
         self.spec = spec
+        check_task(self.path, spec, self.task_kind)
         Interp, self.backend, self.backend_version = interpreter_backend(backend)
         if probe is None:
             probe = os.environ.get("EDGE_WBC_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")

@@ -13,10 +13,10 @@ from .model import TFLiteModel
 class TFLiteSegmenter(TFLiteModel):
     """A ``.tflite`` segmentation model: raw pixels in, one probability map per label out."""
 
+    task_kind = "segmenter"
+
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
-        if self.spec.task != "segmentation":
-            raise ModelError(f"{self.path}: model.json task is {self.spec.task!r}, not 'segmentation'")
         shape = tuple(int(v) for v in self.output["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[1:3] != (self.spec.input_height, self.spec.input_width):
             raise ModelError(

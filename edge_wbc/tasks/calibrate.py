@@ -13,16 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..defaults import CALIBRATE_TARGET, UNCERTAIN_FLOOR
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature-scale probabilities (softmax outputs): softmax(log p / T)."""
-    if temperature == 1.0:
-        return probs
-    z = np.log(np.clip(probs, 1e-4, 1.0)) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from ..runtime.rule import apply_temperature  # noqa: F401  (re-exported: the one implementation)
 
 
 def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
@@ -82,30 +73,26 @@ class CalibrationResult:
 
 
 def calibrate_classifier(model: str | Path, target: float = CALIBRATE_TARGET, data=None) -> CalibrationResult:
-    """Fit temperature and 'uncertain' threshold of a classifier on its val split; store both in its <stem>.json."""
+    """Fit temperature and 'uncertain' threshold of a classifier on its val split and store them as its rule.
+
+    Only the rule's own fields change, inside whatever JSON is beside the model (a bundle keeps its
+    ``format``, ``sha256``, ``labels_file`` ...), atomically: see :func:`edge_wbc.runtime.rule.write_rule`.
+    """
     from ..data import load_dataset
     from ..runtime import TFLiteClassifier
-    from ..spec import ModelSpec, spec_path_for
+    from ..runtime.rule import write_rule
+    from ..spec import spec_path_for
 
-    clf = TFLiteClassifier(model)
+    clf = TFLiteClassifier(model)  # a segmentation model is refused here, before any data is read
     val = load_dataset(clf.spec.dataset, clf.spec, data=data, seed=clf.spec.split_seed).split("val")
     p = clf.predict(val.images)
     t = fit_temperature(p, val.labels)
     q = apply_temperature(p, t)
     choice = choose_threshold(q.max(1), q.argmax(1) == val.labels, target)
     sp = spec_path_for(model)
-    spec = ModelSpec.load(sp)
-    spec.replace(
-        metrics={
-            **spec.metrics,
-            "temperature": t,
-            "uncertain_below": choice.threshold,
-            "uncertain_val": {
-                "n": len(val),
-                "accepted_accuracy": choice.accuracy,
-                "accepted_share": choice.coverage,
-                "target": target,
-            },
-        }
-    ).save(sp)
+    basis = {"basis": f"edge-wbc calibrate: temperature minimizing the val NLL, then the lowest threshold >= "
+                      f"{UNCERTAIN_FLOOR} at which the calibrated predictions it reports on the {clf.spec.dataset} "
+                      f"val split are at least {target:.3g} accurate" + ("" if choice.reached else " (not reached)"),
+             "n": len(val), "accepted_accuracy": choice.accuracy, "accepted_share": choice.coverage, "target": target}
+    write_rule(sp, t, choice.threshold, basis)
     return CalibrationResult(sp, t, choice, len(val), target)

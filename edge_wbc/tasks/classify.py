@@ -1,5 +1,9 @@
 """Classify image files into a CSV: file,prediction,confidence,<one column per class>,error.
 
+``prediction`` follows the model's one calibrated rule (:mod:`edge_wbc.runtime.rule`): the top class
+of the temperature-scaled probabilities, or ``uncertain`` when their top probability is below the
+threshold; ``confidence`` and the class columns are those calibrated probabilities.
+
 Files are streamed one at a time (any number of files holds one directory listing at a time), and a
 bad file or an unlistable directory does not stop the run: it becomes a row with its reason in the
 ``error`` column and an entry in :attr:`ClassifyResult.bad`.
@@ -14,7 +18,7 @@ from typing import IO, Iterable, Iterator
 
 from ..data import iter_inputs
 from ..preprocess import display_name
-from ..runtime import TFLiteClassifier, iter_predictions
+from ..runtime import UNCERTAIN, TFLiteClassifier, iter_predictions
 
 
 @dataclass
@@ -22,13 +26,15 @@ class ClassifyResult:
     header: list[str]
     n_ok: int = 0
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    n_uncertain: int = 0
 
 
 def csv_header(clf: TFLiteClassifier) -> list[str]:
     return ["file", "prediction", "confidence", *clf.labels, "error"]
 
 
-def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: ClassifyResult) -> Iterator[list[str]]:
+def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: ClassifyResult,
+              entries: list | None = None) -> Iterator[list[str]]:
     """CSV rows, one per input file (and per directory that cannot be listed); counts go to ``result``."""
     dir_errors: list[tuple[str, str]] = []
     blank = [""] * len(clf.labels)
@@ -41,6 +47,8 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
         while dir_errors:
             name, derr = dir_errors.pop(0)
             result.bad.append((name, derr))
+            if entries is not None:
+                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "error": derr})
             yield [name, "", "", *blank, derr]
 
     for p, probs, err in iter_predictions(clf, iter_inputs(paths, onerror=unlistable)):
@@ -49,19 +57,41 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
         if err:
             err = err.encode("utf-8", "backslashreplace").decode("utf-8")  # valid UTF-8 for CSV and terminal
             result.bad.append((name, err))
+            if entries is not None:
+                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "error": err})
             yield [name, "", "", *blank, err]
         else:
             result.n_ok += 1
-            k = int(probs.argmax())
-            yield [name, clf.labels[k], f"{probs[k]:.6f}", *[f"{v:.6f}" for v in probs], ""]
+            label, conf, q = clf.rule.label(probs, clf.labels)
+            if label == UNCERTAIN:
+                result.n_uncertain += 1
+            if entries is not None:
+                entries.append({"file": name, "prediction": label, "confidence": round(conf, 6),
+                                "probs": {k: round(float(v), 6) for k, v in zip(clf.labels, q)}, "error": None})
+            yield [name, label, f"{conf:.6f}", *[f"{v:.6f}" for v in q], ""]
     yield from pending()
 
 
-def classify_to_csv(clf: TFLiteClassifier, paths: Iterable[str | Path], fh: IO[str]) -> ClassifyResult:
-    """Write the CSV of every input to ``fh`` (open it with ``newline=""``), streaming."""
+def classify_to_csv(clf: TFLiteClassifier, paths: Iterable[str | Path], fh: IO[str],
+                    entries: list | None = None) -> ClassifyResult:
+    """Write the CSV of every input to ``fh`` (open it with ``newline=""``), streaming; with ``entries``
+    (a list) each file's result is also appended there as a dict (for ``--json``)."""
     result = ClassifyResult(csv_header(clf))
     w = csv.writer(fh)
     w.writerow(result.header)
-    for row in iter_rows(clf, paths, result):
+    for row in iter_rows(clf, paths, result, entries):
         w.writerow(row)
     return result
+
+
+def write_json(path: str | Path, clf: TFLiteClassifier, result: ClassifyResult, entries: list) -> Path:
+    """The ``--json`` output: the model, its rule, counts, and one entry per file (atomic)."""
+    import json
+
+    from ..fileio import atomic_write_text
+
+    r = clf.rule
+    doc = {"model": str(clf.path), "labels": list(clf.labels),
+           "rule": {"temperature": r.temperature, "uncertain_below": r.threshold, "source": r.source},
+           "n_ok": result.n_ok, "n_uncertain": result.n_uncertain, "n_bad": len(result.bad), "images": entries}
+    return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

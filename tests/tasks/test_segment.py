@@ -333,7 +333,7 @@ def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
     if sum(rep["totals"].values()):
         assert sum(rep["percent"].values()) == pytest.approx(100.0)
     assert "broken.jpg" in next(i for i in rep["images"] if "error" in i)["error"]
-    assert len(list((tmp_path / "ann").glob("*.count.png"))) == 2
+    assert len(list((tmp_path / "ann").glob("*.count.jpg"))) == 2
 
 
 def test_count_tiles_fields_with_the_cell_segmenter(tiny_unet, tiny_converted, data_root, tmp_path, monkeypatch):
