@@ -46,3 +46,6 @@ REPORT_FULL_FIELDS = 100
 REPORT_FULL_PX = 800
 REPORT_THUMB_PX = 240
 REPORT_MAX_FIELDS = 1000
+
+#: A count's differential is marked unreliable when fewer cells than this were answered (not uncertain).
+MIN_ANSWERED = 10

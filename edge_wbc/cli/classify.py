@@ -33,8 +33,14 @@ def classify(
     output: Optional[Path] = typer.Option(None, "--output", hidden=True, help="Deprecated: --csv."),
     threads: int = typer.Option(1, min=1, help="Interpreter threads."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
+    no_abstain: bool = typer.Option(
+        False, "--no-abstain", help="The raw argmax: no quality checks, no uncertain rule, no flags."
+    ),
 ):
-    """Classify images: a CSV file,prediction,confidence,<one column per class>,error on stdout (or --csv FILE).
+    """Classify images: a CSV file,prediction,confidence,<one column per class>,flag,error on stdout (or --csv FILE).
+
+    flag names why a cell was left 'uncertain' (several joined by |): too_small, grayscale, exposure,
+    blur, noise, no_wbc, not_a_single_cell, low_confidence. Any flag makes prediction 'uncertain'.
 
     prediction is 'uncertain' when the calibrated top probability is below the model's uncertain
     threshold (its one rule: temperature + threshold in the model's JSON); confidence and the class
@@ -72,11 +78,12 @@ def classify(
     if csv_out:
         try:
             with atomic_open(csv_out, "w", newline="") as fh:  # the model failing mid-run keeps the old content
-                result = classify_to_csv(clf, paths, fh, entries)
+                result = classify_to_csv(clf, paths, fh, entries, abstain=not no_abstain)
         except OSError as e:
             fail(f"{display_name(csv_out)}: cannot write the CSV ({e.strerror or e})")
     else:
-        result = classify_to_csv(clf, paths, sys.stdout, entries)  # stdout problems (a closed pipe) are Typer's
+        # stdout problems (a closed pipe) are Typer's
+        result = classify_to_csv(clf, paths, sys.stdout, entries, abstain=not no_abstain)
     if json_out:
         write_json(json_out, clf, result, entries)
     render.classified(result, clf, csv_out, json_out)

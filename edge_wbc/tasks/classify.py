@@ -1,4 +1,4 @@
-"""Classify image files into a CSV: file,prediction,confidence,<one column per class>,error.
+"""Classify image files into a CSV: file,prediction,confidence,<one column per class>,flag,error.
 
 ``prediction`` follows the model's one calibrated rule (:mod:`edge_wbc.runtime.rule`): the top class
 of the temperature-scaled probabilities, or ``uncertain`` when their top probability is below the
@@ -18,7 +18,8 @@ from typing import IO, Iterable, Iterator
 
 from ..data import iter_inputs
 from ..preprocess import display_name
-from ..runtime import UNCERTAIN, TFLiteClassifier, iter_predictions
+from ..runtime import UNCERTAIN, TFLiteClassifier
+from .cells import CellAnswerer, iter_answers
 
 
 @dataclass
@@ -27,14 +28,15 @@ class ClassifyResult:
     n_ok: int = 0
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     n_uncertain: int = 0
+    flags: dict[str, int] = field(default_factory=dict)  # flag -> files
 
 
 def csv_header(clf: TFLiteClassifier) -> list[str]:
-    return ["file", "prediction", "confidence", *clf.labels, "error"]
+    return ["file", "prediction", "confidence", *clf.labels, "flag", "error"]
 
 
 def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: ClassifyResult,
-              entries: list | None = None) -> Iterator[list[str]]:
+              entries: list | None = None, abstain: bool = True) -> Iterator[list[str]]:
     """CSV rows, one per input file (and per directory that cannot be listed); counts go to ``result``."""
     dir_errors: list[tuple[str, str]] = []
     blank = [""] * len(clf.labels)
@@ -48,38 +50,43 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
             name, derr = dir_errors.pop(0)
             result.bad.append((name, derr))
             if entries is not None:
-                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "error": derr})
-            yield [name, "", "", *blank, derr]
+                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "flags": [],
+                                "error": derr})
+            yield [name, "", "", *blank, "", derr]
 
-    for p, probs, err in iter_predictions(clf, iter_inputs(paths, onerror=unlistable)):
+    answerer = CellAnswerer(clf, abstain=abstain)
+    for p, a, err in iter_answers(answerer, iter_inputs(paths, onerror=unlistable)):
         yield from pending()
         name = display_name(p)
         if err:
             err = err.encode("utf-8", "backslashreplace").decode("utf-8")  # valid UTF-8 for CSV and terminal
             result.bad.append((name, err))
             if entries is not None:
-                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "error": err})
-            yield [name, "", "", *blank, err]
+                entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "flags": [],
+                                "error": err})
+            yield [name, "", "", *blank, "", err]
         else:
             result.n_ok += 1
-            label, conf, q = clf.rule.label(probs, clf.labels)
-            if label == UNCERTAIN:
+            if a.prediction == UNCERTAIN:
                 result.n_uncertain += 1
+            for f in a.flags:
+                result.flags[f] = result.flags.get(f, 0) + 1
             if entries is not None:
-                entries.append({"file": name, "prediction": label, "confidence": round(conf, 6),
-                                "probs": {k: round(float(v), 6) for k, v in zip(clf.labels, q)}, "error": None})
-            yield [name, label, f"{conf:.6f}", *[f"{v:.6f}" for v in q], ""]
+                entries.append({"file": name, "prediction": a.prediction, "confidence": round(a.confidence, 6),
+                                "probs": {k: round(float(v), 6) for k, v in zip(clf.labels, a.probs)},
+                                "flags": a.flags, "error": None})
+            yield [name, a.prediction, f"{a.confidence:.6f}", *[f"{v:.6f}" for v in a.probs], "|".join(a.flags), ""]
     yield from pending()
 
 
 def classify_to_csv(clf: TFLiteClassifier, paths: Iterable[str | Path], fh: IO[str],
-                    entries: list | None = None) -> ClassifyResult:
+                    entries: list | None = None, abstain: bool = True) -> ClassifyResult:
     """Write the CSV of every input to ``fh`` (open it with ``newline=""``), streaming; with ``entries``
     (a list) each file's result is also appended there as a dict (for ``--json``)."""
     result = ClassifyResult(csv_header(clf))
     w = csv.writer(fh)
     w.writerow(result.header)
-    for row in iter_rows(clf, paths, result, entries):
+    for row in iter_rows(clf, paths, result, entries, abstain):
         w.writerow(row)
     return result
 
@@ -93,5 +100,6 @@ def write_json(path: str | Path, clf: TFLiteClassifier, result: ClassifyResult, 
     r = clf.rule
     doc = {"model": str(clf.path), "labels": list(clf.labels),
            "rule": {"temperature": r.temperature, "uncertain_below": r.threshold, "source": r.source},
-           "n_ok": result.n_ok, "n_uncertain": result.n_uncertain, "n_bad": len(result.bad), "images": entries}
+           "n_ok": result.n_ok, "n_uncertain": result.n_uncertain, "flags": result.flags, "n_bad": len(result.bad),
+           "images": entries}
     return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

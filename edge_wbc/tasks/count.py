@@ -22,7 +22,7 @@ from typing import Iterable
 
 from PIL import Image, ImageDraw
 
-from ..defaults import MASK_THRESHOLD, SPECK_FRAC
+from ..defaults import MASK_THRESHOLD, MIN_ANSWERED, SPECK_FRAC
 from ..errors import ImageError, ModelError
 from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
@@ -62,6 +62,9 @@ class SmearCounter:
             rule = dataclasses.replace(rule, threshold=float(uncertain_below), source="--uncertain-below")
         self.rule = rule
         self.temperature, self.uncertain_below = rule.temperature, rule.threshold
+        from .cells import CellAnswerer
+
+        self.answerer = CellAnswerer(self.clf, rule=rule)
         self.threshold = threshold
 
     def detect(self, img: Image.Image) -> list[tuple[list[int], float]]:
@@ -82,15 +85,16 @@ class SmearCounter:
         img = load_image(path) if img is None else img
         cells = []
         for box, det_p in self.detect(img):
-            crop = resize_image(square_crop(img, box), self.clf.spec)
-            label, conf, p = self.rule.label(self.clf.predict(crop[None]), self.clf.labels)
-            cells.append({"box": box, "label": label, "confidence": round(conf, 4),
-                          "class": self.clf.labels[int(p.argmax())],
+            a = self.answerer.answer_image(square_crop(img, box))
+            cells.append({"box": box, "label": a.prediction, "confidence": round(a.confidence, 4),
+                          "class": self.clf.labels[int(a.probs.argmax())], "flags": a.flags,
                           "detection": round(det_p, 4)})
         counts: dict[str, int] = {}
         for c in cells:
             counts[c["label"]] = counts.get(c["label"], 0) + 1
-        return {"file": str(path), "width": img.width, "height": img.height, "cells": cells, "counts": counts}
+        flags = [] if cells else ["no_cells"]
+        return {"file": str(path), "width": img.width, "height": img.height, "cells": cells, "counts": counts,
+                "flags": flags}
 
     def annotate(self, img: Image.Image, result: dict, out: Path) -> None:
         """Boxes and labels drawn on a copy of ``img``, saved as JPEG (quality 90), atomically, without
@@ -114,16 +118,23 @@ class SmearCounter:
                 "interpreter": f"{self.clf.backend} {self.clf.backend_version}"}
 
 
-def summarize(images: list[dict], labels) -> dict:
+def summarize(images: list[dict], labels, min_answered: int = MIN_ANSWERED) -> dict:
     totals = {lab: 0 for lab in [*labels, UNCERTAIN]}
     for r in images:
         for k, v in r["counts"].items():
             totals[k] = totals.get(k, 0) + v
     n = sum(totals.values())
+    answered = n - totals.get(UNCERTAIN, 0)
     return {
         "images": images,
         "totals": totals,
         "percent": {k: (100.0 * v / n if n else 0.0) for k, v in totals.items()},
+        # the differential: answered cells only; unreliable below MIN_ANSWERED of them
+        "n_answered": answered,
+        "n_uncertain": totals.get(UNCERTAIN, 0),
+        "differential": {k: (100.0 * totals[k] / answered if answered else 0.0) for k in labels},
+        "reliable": answered >= min_answered,
+        "min_answered": min_answered,
     }
 
 
