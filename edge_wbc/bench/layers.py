@@ -141,11 +141,9 @@ def layer_errors(int8_content: bytes, float_content: bytes, images: np.ndarray) 
 
 def layer_name(tensor: str) -> str:
     """The Keras layer a TFLite tensor comes from: ``wbcnet_1/s1a_relu_1/Relu;...`` -> ``s1a_relu``."""
-    first = tensor.split(";")[0]
-    parts = first.split("/")
-    name = parts[1] if len(parts) > 1 else parts[0]
-    head, _, tail = name.rpartition("_")
-    return head if head and tail.isdigit() else name
+    from ..converters.modes import layer_of
+
+    return layer_of(tensor)
 
 
 # ---- the float sibling ------------------------------------------------------------------------
