@@ -23,6 +23,8 @@ def inspect(
     top: int = typer.Option(0, min=0, help="Show only the N worst layers (0: all)."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="PNG of SQNR by depth."),
+    time_: bool = typer.Option(False, "--time", help="Also time each op of the int8 model alone (p50, share, MACs)."),
+    runs: int = typer.Option(200, min=1, help="--time: timed runs per op and for the whole model."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Per-layer int8 error (SQNR dB, cosine, max error in int8 steps, clipped share), worst first."""
@@ -41,6 +43,18 @@ def inspect(
         t.add_row(str(r["depth"]), r["layer"], r["op"], f"{r['sqnr_db']:.1f}", f"{r['cosine']:.5f}",
                   f"{r['max_abs_err_steps']:.1f}", f"{100 * r['clipped_share']:.2f}")
     out_console.print(t)
+    if time_:
+        from ..bench.layertime import layer_times
+
+        rep["time"] = tm = layer_times(Path(rep["model"]).read_bytes(), runs=runs)
+        t2 = Table(title=f"per-op p50 (1 thread, {runs} runs): sum {tm['sum_ms']:.4f} ms vs whole "
+                         f"{tm['whole_ms']:.4f} ms ({100 * tm['sum_vs_whole']:+.1f} %)")
+        for c in ("op#", "op", "p50 ms", "share %", "MMAC"):
+            t2.add_column(c, justify="left" if c == "op" else "right")
+        for r in tm["layers"]:
+            t2.add_row(str(r["index"]), r["op"], f"{r['p50_ms']:.4f}", f"{100 * (r['share'] or 0):.1f}",
+                       f"{r['macs'] / 1e6:.2f}")
+        out_console.print(t2)
     if json_out:
         atomic_write_text(json_out, json.dumps(rep, indent=2) + "\n")
     if plot_out:

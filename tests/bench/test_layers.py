@@ -97,3 +97,18 @@ def test_cli_missing_sibling_exit_2(tmp_path):
     r = runner.invoke(app, ["inspect", str(tmp_path / "pbc64_int8.tflite")])
     assert r.exit_code == 2
     assert "pbc64_float32.tflite" in r.output
+
+
+def test_layer_times_cut_every_op():
+    from edge_wbc.bench.layertime import layer_times, op_models
+
+    content = (ASSETS / "bloodmnist_int8.tflite").read_bytes()
+    models = op_models(content)
+    assert len(models) == 13 and models[1]["tensor"].startswith("wbcnet_1/s1a_relu")
+    r = layer_times(content, runs=20, warmup=2)
+    ops = [x["op"] for x in r["layers"]]
+    assert ops.count("CONV_2D") == 6 and ops[0] == "QUANTIZE" and not any("error" in x for x in r["layers"])
+    assert abs(sum(x["share"] for x in r["layers"]) - 1) < 1e-9 and r["whole_ms"] > 0
+    convs = [x for x in r["layers"] if x["op"] == "CONV_2D"]
+    assert sum(x["macs"] for x in convs) == 25_514_496  # 25.5 MMAC: the six convs (FC: 768)
+    assert all(x["p50_ms"] > 0 for x in r["layers"])
