@@ -224,10 +224,9 @@ def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, sp
     except Exception as e:  # SpecError or OSError
         raise ModelError(f"{int8}: {e}") from None
     if images is None:
-        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed)
-        sp = ds.split(split)
-        idx = np.sort(np.random.default_rng(0).permutation(len(sp))[:n])
-        images, source = sp.images[idx], f"{spec.dataset} {split}, {len(idx)} images"
+        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split, subsample=(n, 0))
+        sp = ds.split(split).sample(n, 0)  # stratified, seeded (a split the loader sampled stays as it is)
+        images, source = sp.images, f"{spec.dataset} {split}, {len(sp)} images (stratified sample, seed 0)"
     else:
         source = f"{len(images)} given images"
     with tempfile.TemporaryDirectory(prefix="edge-wbc-inspect-") as tmp:

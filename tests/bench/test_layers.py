@@ -82,11 +82,12 @@ def test_sibling_preference():
 
 def test_cli_json_and_plot(tmp_path, data_root):
     out, png = tmp_path / "l.json", tmp_path / "l.png"
-    r = runner.invoke(app, ["inspect", str(ASSETS / "pbc64_int8.tflite"), "-n", "4", "--json", str(out),
-                            "--plot", str(png), "--data", str(data_root)])
+    r = runner.invoke(app, ["inspect", str(ASSETS / "bloodmnist_int8.tflite"), "-n", "4", "--json", str(out),
+                            "--float", str(ASSETS / "bloodmnist_float16.tflite"), "--plot", str(png),
+                            "--data", str(data_root)])
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
-    assert rep["float_reference"].endswith("pbc64_float16.tflite") and rep["n_images"] == 4
+    assert rep["float_reference"].endswith("bloodmnist_float16.tflite") and rep["n_images"] == 4
     assert all("sqnr_db" in x and x["sqnr_db"] > 15 for x in rep["layers"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "s3a_relu" in r.output
