@@ -106,7 +106,9 @@ def _run_worker(job: dict, timeout: float) -> dict:
     jf = Path(job["out"]).with_suffix(".job.json")
     jf.write_text(json.dumps(job))
     try:
-        verbose = bool(os.environ.get("EDGE_WBC_VERBOSE"))
+        from ..runtime.interpreter import verbose as _verbose
+
+        verbose = _verbose()
         proc = subprocess.run([sys.executable, "-m", "edge_wbc.bench.worker", str(jf)], stdout=subprocess.PIPE,
                               stderr=None if verbose else subprocess.PIPE, text=True, timeout=timeout,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

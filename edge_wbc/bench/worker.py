@@ -86,27 +86,6 @@ def run_tflite(job: dict, images: np.ndarray) -> dict:
     return res
 
 
-class _quiet_fd2:
-    """Native INFO lines (LiteRT's CompiledModel prints ~30 on stderr) silenced at the fd level, unless -v."""
-
-    def __enter__(self):
-        self.saved = None
-        if os.environ.get("EDGE_WBC_VERBOSE"):
-            return self
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
-        return self
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            sys.stderr.flush()
-            os.dup2(self.saved, 2)
-            os.close(self.saved)
-
-
 def run_compiled(job: dict, images: np.ndarray) -> dict:
     """LiteRT 2.x ``CompiledModel`` (what new apps use), CPU, on the same preprocessed images."""
     from importlib.metadata import version
@@ -114,10 +93,11 @@ def run_compiled(job: dict, images: np.ndarray) -> dict:
     from ai_edge_litert import compiled_model as cm
 
     from ..runtime import TFLiteClassifier
+    from ..runtime.interpreter import quiet_native_stderr
 
     clf = TFLiteClassifier(job["path"], num_threads=1)  # quantization and output decoding only
     t0 = time.perf_counter()
-    with _quiet_fd2():
+    with quiet_native_stderr():  # CompiledModel's ~30 INFO lines, shown with edge-wbc -v
         try:
             opts = cm.Options(hardware_accelerators=cm.HardwareAccelerator.CPU,
                               cpu_options=cm.CpuOptions(num_threads=job["threads"]))
@@ -136,21 +116,20 @@ def run_compiled(job: dict, images: np.ndarray) -> dict:
 
     n_q = max(1, min(len(images), 64))
     q = [clf.quantize_input(images[i : i + 1]) for i in range(n_q)]
-    with _quiet_fd2():
-        t = time.perf_counter()
-        invoke(q[0])
-        first_ms = (time.perf_counter() - t) * 1e3
-        for i in range(job["warmup"]):
-            invoke(q[i % n_q])
-        lat = []
-        pc = time.perf_counter_ns
-        wall0 = pc()
-        for i in range(job["runs"]):
-            t = pc()
-            invoke(q[i % n_q])
-            lat.append((pc() - t) / 1e6)
-        wall = (pc() - wall0) / 1e9
-        probs = np.stack([clf._probs(invoke(clf.quantize_input(images[i : i + 1])))[0] for i in range(len(images))])
+    t = time.perf_counter()
+    invoke(q[0])
+    first_ms = (time.perf_counter() - t) * 1e3
+    for i in range(job["warmup"]):
+        invoke(q[i % n_q])
+    lat = []
+    pc = time.perf_counter_ns
+    wall0 = pc()
+    for i in range(job["runs"]):
+        t = pc()
+        invoke(q[i % n_q])
+        lat.append((pc() - t) / 1e6)
+    wall = (pc() - wall0) / 1e9
+    probs = np.stack([clf._probs(invoke(clf.quantize_input(images[i : i + 1])))[0] for i in range(len(images))])
     res = {"device": "CPU", "input_dtype": clf.input_dtype.name,
            "interpreter": f"ai_edge_litert {version('ai-edge-litert')} CompiledModel",
            "init_ms": init_ms, "first_ms": first_ms, "latency_ms": _stats(lat),

@@ -70,12 +70,9 @@ def bench(
         "the image files; LiteRT CompiledModel). Each extra row reports top-1 agreement with edge-wbc's."),
     resize: Optional[str] = typer.Option(
         None, help="Also re-run the edge-wbc row under these resize filters, e.g. bicubic,bilinear,area,nearest."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the runtimes' own log lines."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Bench every variant on real images: accuracy, agreement, latency, memory, size. Exit 1 if a gate fails."""
-    import os
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..assets import default_bench_models, resolve_model
@@ -91,8 +88,6 @@ def bench(
         models = list(models or []) + deprecated(None, models_old, "-m/--model", "--models")
     cl = parse_clients(clients)
     rz = parse_resize(resize) if resize else ()
-    if verbose:
-        os.environ["EDGE_WBC_VERBOSE"] = "1"
     baseline = None
     if compare_to:
         try:
