@@ -19,7 +19,7 @@ ROW_KEYS = [
     "temperature", "uncertain_below", "uncertain_share", "accuracy_reported",
     "per_class_recall", "agreement", "max_prob_gap", "mean_prob_gap", "disagreements", "size_bytes", "gzip_bytes",
     "params", "macs", "gmac_per_s", "roof_pct", "init_ms", "first_ms", "latency_ms", "throughput_ips",
-    "batch_throughput_ips", "peak_rss_mb", "path",
+    "batch_throughput_ips", "peak_rss_mb", "path", "client", "resize", "client_agreement", "interpreter",
 ]
 
 
@@ -98,6 +98,7 @@ TABLE_COLS = [
     ("acc", "accuracy", lambda r: _f(r["accuracy"], ".4f")),
     ("macro-F1", "macro_f1", lambda r: _f(r["macro_f1"], ".4f")),
     ("agree", "agreement", lambda r: _f(r["agreement"], ".4f")),
+    ("vs edge-wbc", "client_agreement", lambda r: _f(r.get("client_agreement"), ".4f")),
     ("ECE", "ece", lambda r: _f(r["ece"], ".4f")),
     ("unc %", "uncertain_share", lambda r: _f(100 * r["uncertain_share"] if r.get("uncertain_share") is not None
                                               else None, ".1f")),
@@ -115,7 +116,10 @@ TABLE_COLS = [
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    cols = [c for c in TABLE_COLS if c[0] != "roof %" or report.get("roofline")]
+    clients = any(r.get("client_agreement") is not None or r.get("client", "edge-wbc") != "edge-wbc"
+                  for r in report["rows"])
+    cols = [c for c in TABLE_COLS
+            if (c[0] != "roof %" or report.get("roofline")) and (c[0] != "vs edge-wbc" or clients)]
     return [c[0] for c in cols], [[c[2](r) for c in cols] for r in report["rows"]]
 
 

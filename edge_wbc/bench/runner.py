@@ -41,6 +41,8 @@ class BenchConfig:
     timeout_s: float = 1800.0
     roofline: bool = False
     seed: int = 0  # of the stratified --limit sample
+    clients: tuple[str, ...] = ("edge-wbc",)
+    resize: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
 
@@ -104,8 +106,12 @@ def _run_worker(job: dict, timeout: float) -> dict:
     jf = Path(job["out"]).with_suffix(".job.json")
     jf.write_text(json.dumps(job))
     try:
-        proc = subprocess.run([sys.executable, "-m", "edge_wbc.bench.worker", str(jf)], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        from ..runtime.interpreter import verbose as _verbose
+
+        verbose = _verbose()
+        proc = subprocess.run([sys.executable, "-m", "edge_wbc.bench.worker", str(jf)], stdout=subprocess.PIPE,
+                              stderr=None if verbose else subprocess.PIPE, text=True, timeout=timeout,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     except subprocess.TimeoutExpired:
         return {"status": "failed", "error": f"timed out after {timeout:.0f}s"}
     out = Path(job["out"])
@@ -113,6 +119,31 @@ def _run_worker(job: dict, timeout: float) -> dict:
         return json.loads(out.read_text())
     tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
     return {"status": "failed", "error": f"worker crashed (exit {proc.returncode}): {tail[0]}"}
+
+
+def _finish(row: dict, res: dict) -> None:
+    probs_file = res.pop("probs_file", None)
+    row.update({k: v_ for k, v_ in res.items() if k in ROW_KEYS or k in ("interpreter", "batch_note")})
+    if res.get("status") == "ok" and probs_file:
+        row["_probs"] = np.load(probs_file)
+    if row.get("macs") and row.get("latency_ms"):
+        row["gmac_per_s"] = row["macs"] / (row["latency_ms"]["p50"] / 1e3) / 1e9
+
+
+def _image_files(split, tmp: Path) -> list[str]:
+    """The split's original image files (folder datasets); lossless PNGs of its pixels where it has none (npz)."""
+    if split.ids and all(Path(i).is_file() for i in split.ids):
+        return [str(Path(i).resolve()) for i in split.ids]
+    from PIL import Image
+
+    d = tmp / "png"
+    d.mkdir()
+    out = []
+    for i, im in enumerate(split.images):
+        f = d / f"{i:06d}.png"
+        Image.fromarray(im.squeeze() if im.shape[-1] == 1 else im).save(f)
+        out.append(str(f))
+    return out
 
 
 def _load_spec(path: Path) -> ModelSpec:
@@ -217,6 +248,19 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
         tmp = Path(tmp)
         img_file = tmp / "images.npy"
         np.save(img_file, split.images)
+        resized = {}
+        for f in cfg.resize:
+            from .clients import pil_filter
+
+            rs = load_dataset(dataset_name, base.replace(resample=pil_filter(f)), data=cfg.data,
+                              seed=base.split_seed if dataset_name == base.dataset else 0, only=cfg.split,
+                              subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
+            rs = rs.split(cfg.split).sample(cfg.limit, cfg.seed)
+            if list(rs.ids) != list(split.ids):
+                raise DataError(f"--resize {f}: the {cfg.split} split came back in another order")
+            resized[f] = tmp / f"images_{f}.npy"
+            np.save(resized[f], rs.images)
+        files = _image_files(split, tmp) if "mediapipe" in cfg.clients else []
         for vi, v in enumerate(variants):
             sp = specs[v]
             for threads in cfg.threads:
@@ -253,14 +297,35 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                     "eval": True,
                     "out": str(tmp / f"v{vi}_t{threads}.json"),
                 }
-                res = _run_worker(job, cfg.timeout_s)
-                probs_file = res.pop("probs_file", None)
-                row.update({k: v_ for k, v_ in res.items() if k in ROW_KEYS or k in ("interpreter", "batch_note")})
-                if res.get("status") == "ok" and probs_file:
-                    row["_probs"] = np.load(probs_file)
-                if row.get("macs") and row.get("latency_ms"):
-                    row["gmac_per_s"] = row["macs"] / (row["latency_ms"]["p50"] / 1e3) / 1e9
+                row["client"] = "edge-wbc"
+                _finish(row, _run_worker(job, cfg.timeout_s))
                 rows.append(row)
+                if v.suffix != ".tflite":
+                    continue
+                extra = [("client", c) for c in cfg.clients if c != "edge-wbc"] + [("resize", f) for f in cfg.resize]
+                for what, name in extra:
+                    label = name if what == "client" else f"resize={name}"
+                    r2 = {**{k: None for k in ROW_KEYS}, "variant": f"{v.name} ({label})",
+                          "path": str(v), "threads": threads, "size_bytes": row["size_bytes"],
+                          "gzip_bytes": row["gzip_bytes"], "client": name if what == "client" else "edge-wbc",
+                          "resize": name if what == "resize" else None}
+                    if progress:
+                        progress(f"{r2['variant']} @ {threads} thread{'s' if threads > 1 else ''}")
+                    j2 = {**job, "out": str(tmp / f"v{vi}_t{threads}_{name}.json"), "batch": None}
+                    if what == "resize":
+                        j2["images"] = str(resized[name])
+                        res = _run_worker(j2, cfg.timeout_s)
+                    elif name == "compiled":
+                        res = _run_worker({**j2, "client": "compiled"}, cfg.timeout_s)
+                    else:
+                        from .clients import run_mediapipe
+
+                        j2.update(model=str(v), files=files, num_classes=len(ds.labels))
+                        jf = Path(j2["out"]).with_suffix(".job.json")
+                        jf.write_text(json.dumps(j2))
+                        res = run_mediapipe(jf, cfg.timeout_s)
+                    _finish(r2, res)
+                    rows.append(r2)
     _score(rows, split.labels, list(split.ids), ds.labels)
     roof = None
     if cfg.roofline:
@@ -291,6 +356,8 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
             "batch": cfg.batch,
             "limit": cfg.limit,
             "seed": cfg.seed,
+            "clients": list(cfg.clients),
+            "resize": list(cfg.resize),
         },
         "rows": [
             {k: r.get(k) for k in ROW_KEYS} | ({"batch_note": r["batch_note"]} if r.get("batch_note") else {})
@@ -341,6 +408,12 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
                      uncertain_share=float(1 - kept.mean()),
                      accuracy_reported=float((k[kept] == y[kept]).mean()) if kept.any() else None)
         r["_p"] = p
+    for r in rows:
+        if "_p" in r and (r.get("client") not in (None, "edge-wbc") or r.get("resize")):
+            own = next((o for o in rows if o.get("path") == r["path"] and o["threads"] == r["threads"] and "_p" in o
+                        and o.get("client") == "edge-wbc" and not o.get("resize")), None)
+            if own is not None:
+                r["client_agreement"] = float((r["_p"].argmax(1) == own["_p"].argmax(1)).mean())
     if ref is not None:
         rp = ref["_p"]
         for r in rows:

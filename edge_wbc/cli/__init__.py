@@ -8,10 +8,10 @@ Training and conversion import TensorFlow lazily, inside their commands.
 """
 
 # registration order is the order of `edge-wbc --help`
-from . import bench, calibrate, classify, convert, count, data, export, field, models, segment, train  # noqa: E402, I001
+from . import bench, calibrate, classify, convert, count, data, export, field, inspect, models, segment, train  # noqa: E402, I001
 from .app import app, data_app, main
 
 app.add_typer(data_app, name="data")
 
 __all__ = ["app", "main", "train", "convert", "models", "classify", "bench", "segment", "count", "calibrate", "export",
-           "data", "field"]
+           "data", "field", "inspect"]

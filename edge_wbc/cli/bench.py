@@ -65,12 +65,18 @@ def bench(
     noise_margin: float = typer.Option(
         0.10, "--noise-margin", min=0.0, help="--compare: relative p50 rise tolerated as noise."
     ),
+    clients: str = typer.Option(
+        "edge-wbc", help="Who runs each .tflite: edge-wbc,mediapipe,compiled (MediaPipe Tasks ImageClassifier on "
+        "the image files; LiteRT CompiledModel). Each extra row reports top-1 agreement with edge-wbc's."),
+    resize: Optional[str] = typer.Option(
+        None, help="Also re-run the edge-wbc row under these resize filters, e.g. bicubic,bilinear,area,nearest."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Bench every variant on real images: accuracy, agreement, latency, memory, size. Exit 1 if a gate fails."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..assets import default_bench_models, resolve_model
+    from ..bench.clients import parse_clients, parse_resize
     from ..bench.runner import BenchConfig, bench_models, discover
     from .app import check_out_file, check_threads, deprecated
 
@@ -80,6 +86,8 @@ def bench(
     check_threads(max(th))
     if models_old:
         models = list(models or []) + deprecated(None, models_old, "-m/--model", "--models")
+    cl = parse_clients(clients)
+    rz = parse_resize(resize) if resize else ()
     baseline = None
     if compare_to:
         try:
@@ -88,9 +96,11 @@ def bench(
             fail(f"--compare {compare_to}: cannot read bench JSON ({e})")
     given = [resolve_model(m) for m in list(models or []) + list(more_models or [])]
     paths = given if given else default_bench_models()
-    n_var = len(discover(paths)) * len(th)
+    found = discover(paths)
+    n_var = (len(found) + sum(p.suffix == ".tflite" for p in found) * (len(cl) - 1 + len(rz))) * len(th)
     cfg = BenchConfig(threads=th, runs=runs, warmup=warmup, batch=batch, limit=limit, seed=seed, split=split.value,
-                      dataset=dataset, data=str(data) if data else None, roofline=roofline)
+                      dataset=dataset, data=str(data) if data else None, roofline=roofline,
+                      clients=cl, resize=rz)
     gates = {"max_drop": max_drop, "min_agreement": min_agreement, "max_p50_ms": max_p50_ms, "max_size_kb": max_size_kb}
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as prog:

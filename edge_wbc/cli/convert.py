@@ -20,7 +20,8 @@ from .choices import IOType, Mode, SplitName
 #: CLI parameter -> mode option name (the keyword of the mode function, as in the table).
 MODE_OPTIONS = {"io": "io", "per_tensor": "per_tensor", "allow_float_fallback": "allow_float_fallback",
                 "sparsity": "sparsity", "clusters": "clusters", "prune_clusters": "prune_clusters",
-                "ft_epochs": "epochs", "ft_lr": "lr", "ft_limit": "limit", "allow_below_ptq": "allow_below_ptq"}
+                "ft_epochs": "epochs", "ft_lr": "lr", "ft_limit": "limit", "allow_below_ptq": "allow_below_ptq",
+                "keep_float": "keep_float"}
 assert {o.name for m in MODE_TABLE.values() for o in m.options} == set(MODE_OPTIONS.values())
 
 
@@ -70,6 +71,9 @@ def convert(
     ),
     ft_limit: Optional[int] = typer.Option(
         None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."
+    ),
+    keep_float: Optional[str] = typer.Option(
+        None, "--keep-float", help="int8: keep these Keras layers in float, e.g. s3a_relu,probs (see edge-wbc inspect)."
     ),
     name: Optional[str] = typer.Option(
         None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."

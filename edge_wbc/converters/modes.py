@@ -80,11 +80,65 @@ def convert_dynamic(model, spec, calib_images) -> bytes:
     return conv.convert()
 
 
-def convert_int8(model, spec, calib_images, *, io: str, per_tensor: bool, allow_float_fallback: bool) -> bytes:
-    """Full-integer int8, calibrated on train images; uint8 I/O by default (raw pixels in)."""
+def layer_of(tensor: str) -> str:
+    """The Keras layer a TFLite tensor comes from: ``wbcnet_1/s1a_relu_1/Relu;...`` -> ``s1a_relu``."""
+    parts = tensor.split(";")[0].split("/")
+    name = parts[1] if len(parts) > 1 else parts[0]
+    head, _, tail = name.rpartition("_")
+    return head if head and tail.isdigit() else name
+
+
+def keep_float_nodes(keep: str, tensor_names: list[str]) -> list[str]:
+    """The op-output tensor names of the layers named in ``keep`` (comma-separated); ConversionError
+    naming the nearest valid layer names for a layer the model does not have."""
+    import difflib
+
+    layers: dict[str, list[str]] = {}
+    for t in tensor_names:
+        if "/" in t:
+            layers.setdefault(layer_of(t), []).append(t)
+    nodes = []
+    for want in (w.strip() for w in keep.split(",") if w.strip()):
+        if want not in layers:
+            near = difflib.get_close_matches(want, list(layers), n=5, cutoff=0.3) or sorted(layers)[:8]
+            raise ConversionError(f"--keep-float {want!r}: no such layer in the model; nearest: {', '.join(near)} "
+                                  f"(all: {', '.join(layers)})")
+        nodes += layers[want]
+    if not nodes:
+        raise ConversionError(f"--keep-float {keep!r}: no layer named; valid layers: {', '.join(layers)}")
+    return nodes
+
+
+def _selective_int8(tf, conv, io: str, per_tensor: bool, keep_float: str) -> bytes:
+    """Calibrate, then quantize every op but the ``keep_float`` layers' (they run in float between a
+    DEQUANTIZE and a QUANTIZE), as TF's QuantizationDebugger does with ``denylisted_nodes``."""
+    from tensorflow.lite.python import convert as tfl_convert
+    from tensorflow.lite.python.util import modify_model_io_type
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    conv._experimental_calibrate_only = True
+    calibrated = conv.convert()
+    sg = flatbuffer_utils.convert_bytearray_to_object(calibrated).subgraphs[0]
+    names = [sg.tensors[op.outputs[0]].name.decode() for op in sg.operators if len(op.outputs)]
+    nodes = keep_float_nodes(keep_float, names)
+    q = tfl_convert.mlir_quantize(calibrated, disable_per_channel=per_tensor, fully_quantize=False,
+                                  input_data_type=tf.float32, output_data_type=tf.float32, denylisted_nodes=nodes)
+    if io != "float32":  # float I/O with QUANTIZE/DEQUANTIZE at the edges -> integer I/O, as the converter does
+        q = modify_model_io_type(q, getattr(tf, io), getattr(tf, io))
+    return bytes(q)
+
+
+def convert_int8(model, spec, calib_images, *, io: str, per_tensor: bool, allow_float_fallback: bool,
+                 keep_float: str | None = None) -> bytes:
+    """Full-integer int8, calibrated on train images; uint8 I/O by default (raw pixels in).
+
+    ``keep_float``: comma-separated Keras layer names kept in float (selective quantization).
+    """
     tf, conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib_images)
+    if keep_float:
+        return _selective_int8(tf, conv, io, per_tensor, keep_float)
     if allow_float_fallback:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     else:
@@ -247,7 +301,9 @@ MODE_TABLE: dict[str, ModeInfo] = {m.name: m for m in (
     ModeInfo("float16", convert_float16, "float16 weights, float32 compute and I/O on CPU", io="float32"),
     ModeInfo("dynamic", convert_dynamic, "int8 weights, activations quantized on the fly, float32 I/O", io="float32"),
     ModeInfo("int8", convert_int8, "full-integer int8 calibrated on train images, uint8 I/O (raw pixels)",
-             (_io("uint8", IO_TYPES), _PER_TENSOR, _FLOAT_FALLBACK), calibrated=True, integer=True),
+             (_io("uint8", IO_TYPES), _PER_TENSOR, _FLOAT_FALLBACK,
+              Option("keep_float", str, None, "--keep-float", "keep these layers in float (comma-separated)")),
+             calibrated=True, integer=True),
     ModeInfo("int16x8", convert_int16x8, "int16 activations, int8 weights, float32 or int16 I/O",
              (_io("float32", ("float32", "int16")),), calibrated=True),
     ModeInfo("qat", convert_qat, "quantization-aware fine-tuning (tfmot), then full-integer int8",

@@ -159,7 +159,7 @@ def verify(content: bytes, mode: str, options: dict) -> dict:
             f"{mode}: input/output are {info['input_dtype']}/{info['output_dtype']}, the mode promises {want}"
         )
     if m.integer and info["float_ops"]:
-        if not options.get("allow_float_fallback"):
+        if not options.get("allow_float_fallback") and not options.get("keep_float"):
             raise ConversionError(f"{mode}: float ops remain in the integer model: {', '.join(info['float_ops'])} "
                                   "(pass --allow-float-fallback to accept them)")
     return info

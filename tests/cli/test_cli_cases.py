@@ -196,9 +196,10 @@ def test_bench_android_assets_groups_by_dataset_without_failed_rows(data_root, t
     r = run("bench", "--models", ASSETS, "--limit", 8, "--runs", 1, "--warmup", 0, "--json", js)
     rep = json.loads(js.read_text())
     assert r.exit_code == 0, r.output
-    assert [row["status"] for row in rep["rows"]] == ["ok"] * len(rep["rows"]) and len(rep["rows"]) == 11
+    assert [row["status"] for row in rep["rows"]] == ["ok"] * len(rep["rows"]) and len(rep["rows"]) == 13
     groups = {g["group"]: g for g in rep["groups"]}
-    assert set(groups) == {"bloodmnist", "bccd2", "bccd4", "pbc128 128x128", "pbc128 64x64"}
+    assert set(groups) == {"bloodmnist", "bccd2", "bccd4", "pbc128 128x128", "pbc128 64x64",
+                           "pbc128 112x112"}
     assert groups["bloodmnist"]["reference"] == "keras"
     assert groups["bccd4"]["reference"] == "bccd4_float16.tflite"
     assert all(g["reference"] for g in rep["groups"]) and "reference: None" not in r.output

@@ -28,7 +28,8 @@ def test_spec_and_cli_read_the_table():
 
 
 def test_each_mode_has_its_own_defaults():
-    assert resolve_options("int8", {}) == {"io": "uint8", "per_tensor": False, "allow_float_fallback": False}
+    assert resolve_options("int8", {}) == {"io": "uint8", "per_tensor": False, "allow_float_fallback": False,
+                                          "keep_float": None}
     assert resolve_options("int16x8", {}) == {"io": "float32"}
     assert resolve_options("float16", {}) == {}
     assert resolve_options("qat", {})["epochs"] == 8 and resolve_options("pruned", {})["epochs"] == 2

@@ -1,0 +1,259 @@
+"""Per-layer int8 error: the float and the int8 ``.tflite`` of one model, tensor by tensor (``edge-wbc inspect``).
+
+Both graphs run on the same real images with ``experimental_preserve_all_tensors=True`` and without
+the default XNNPACK delegate (so every op's output stays readable). Each op output of the int8 graph
+is matched with the float graph's tensor of the same name (the converter keeps Keras layer names in
+both), or, when names do not line up, with the float op at the same place in the sequence of ops of
+the same type. Per matched tensor, over all images:
+
+* ``sqnr_db``: 10 log10(sum f^2 / sum (f - q)^2), q the dequantized int8 values, f the float ones;
+* ``cosine``: cosine similarity of f and q (all images flattened);
+* ``max_abs_err_steps``: max |f - q| in units of the int8 tensor's scale (0.5 = rounding only);
+* ``clipped_share``: share of float values outside what the int8 tensor can represent
+  ([(qmin - zp) * scale, (qmax - zp) * scale], half a step of slack): what calibration cut off.
+
+Rows are sorted worst SQNR first; ``depth`` is the op's place in the int8 graph.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..runtime import interpreter_backend
+from ..spec import ModelSpec, spec_path_for
+
+SKIP_OPS = ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
+
+
+def _interp(content: bytes):
+    Interp, _, _ = interpreter_backend()
+    mod = __import__(Interp.__module__, fromlist=["OpResolverType"])
+    kw = {"experimental_preserve_all_tensors": True}
+    if hasattr(mod, "OpResolverType"):
+        kw["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interp(model_content=content, **kw)
+    it.allocate_tensors()
+    return it
+
+
+def _op_outputs(it) -> list[dict]:
+    """Compute ops in execution order: {index, op, tensor, name}."""
+    details = {t["index"]: t for t in it.get_tensor_details()}
+    out = []
+    for op in it._get_ops_details():
+        if op["op_name"] in SKIP_OPS or not len(op["outputs"]):
+            continue
+        ti = int(op["outputs"][0])
+        if ti < 0 or ti not in details:
+            continue
+        out.append({"index": int(op["index"]), "op": op["op_name"], "tensor": ti, "name": details[ti]["name"],
+                    "dtype": np.dtype(details[ti]["dtype"]), "quantization": details[ti]["quantization"]})
+    return out
+
+
+def match_tensors(q_ops: list[dict], f_ops: list[dict]) -> list[tuple[dict, dict]]:
+    """Pairs (int8 op, float op): by tensor name, else by place among the ops of the same type."""
+    by_name = {o["name"]: o for o in f_ops}
+    pairs = [(q, by_name[q["name"]]) for q in q_ops if q["name"] in by_name]
+    if len(pairs) >= max(1, len(q_ops) // 2):
+        return pairs
+    pairs = []
+    seq: dict[str, list[dict]] = {}
+    for o in f_ops:
+        seq.setdefault(o["op"], []).append(o)
+    seen: dict[str, int] = {}
+    for q in q_ops:
+        k = seen.get(q["op"], 0)
+        if k < len(seq.get(q["op"], [])):
+            pairs.append((q, seq[q["op"]][k]))
+        seen[q["op"]] = k + 1
+    return pairs
+
+
+def _feed(it, img: np.ndarray) -> None:
+    d = it.get_input_details()[0]
+    x = img[None].astype(np.float32)
+    dt = np.dtype(d["dtype"])
+    if dt.kind in "iu":
+        scale, zp = d["quantization"]
+        info = np.iinfo(dt)
+        x = np.clip(np.round(x / (scale or 1.0) + zp), info.min, info.max)
+    it.set_tensor(d["index"], x.astype(dt))
+    it.invoke()
+
+
+def layer_errors(int8_content: bytes, float_content: bytes, images: np.ndarray) -> list[dict]:
+    """Per-layer error rows (worst SQNR first) of the int8 graph against the float graph on ``images``."""
+    qi, fi = _interp(int8_content), _interp(float_content)
+    pairs = [(q, f) for q, f in match_tensors(_op_outputs(qi), _op_outputs(fi))
+             if q["dtype"].kind in "iu" and f["dtype"].kind == "f"]
+    if not pairs:
+        raise ModelError("no int8 tensor of the model matches a float tensor of its float sibling (different models?)")
+    acc = {id(q): {"sig": 0.0, "err": 0.0, "dot": 0.0, "ff": 0.0, "qq": 0.0, "max": 0.0, "clip": 0, "n": 0}
+           for q, _ in pairs}
+    for img in images:
+        _feed(qi, img)
+        _feed(fi, img)
+        for q, f in pairs:
+            try:
+                qv = qi.get_tensor(q["tensor"])
+                fv = fi.get_tensor(f["tensor"]).astype(np.float64)
+            except ValueError:
+                continue
+            if qv.shape != fv.shape:
+                continue
+            scale, zp = q["quantization"]
+            scale = scale or 1.0
+            dq = (qv.astype(np.float64) - zp) * scale
+            a = acc[id(q)]
+            e = fv - dq
+            a["sig"] += float((fv * fv).sum())
+            a["err"] += float((e * e).sum())
+            a["dot"] += float((fv * dq).sum())
+            a["ff"] += float((fv * fv).sum())
+            a["qq"] += float((dq * dq).sum())
+            a["max"] = max(a["max"], float(np.abs(e).max() / scale) if e.size else 0.0)
+            info = np.iinfo(q["dtype"])
+            lo, hi = (info.min - zp - 0.5) * scale, (info.max - zp + 0.5) * scale
+            a["clip"] += int(((fv < lo) | (fv > hi)).sum())
+            a["n"] += fv.size
+    depth = {q["index"]: d for d, (q, _) in enumerate(pairs)}
+    rows = []
+    for q, f in pairs:
+        a = acc[id(q)]
+        if not a["n"]:
+            continue
+        sqnr = 10 * np.log10(a["sig"] / a["err"]) if a["err"] > 0 else float("inf")
+        cos = a["dot"] / np.sqrt(a["ff"] * a["qq"]) if a["ff"] > 0 and a["qq"] > 0 else float("nan")
+        layer = layer_name(q["name"]) if "/" in q["name"] else f"{q['op'].lower()} (output)"
+        rows.append({"depth": depth[q["index"]], "op": q["op"], "tensor": q["name"], "layer": layer,
+                     "float_tensor": f["name"], "scale": float(q["quantization"][0]),
+                     "zero_point": int(q["quantization"][1]), "sqnr_db": float(sqnr), "cosine": float(cos),
+                     "max_abs_err_steps": a["max"], "clipped_share": a["clip"] / a["n"], "values": a["n"]})
+    rows.sort(key=lambda r: (r["sqnr_db"], r["depth"]))
+    return rows
+
+
+def layer_name(tensor: str) -> str:
+    """The Keras layer a TFLite tensor comes from: ``wbcnet_1/s1a_relu_1/Relu;...`` -> ``s1a_relu``."""
+    from ..converters.modes import layer_of
+
+    return layer_of(tensor)
+
+
+# ---- the float sibling ------------------------------------------------------------------------
+
+
+def float_candidates(int8_path: Path) -> list[Path]:
+    """Where the float sibling of an int8 ``.tflite`` may be, in order of preference."""
+    d, stem = int8_path.parent, int8_path.stem
+    prefix = stem[: -len("int8")].rstrip("_") if stem.endswith("int8") else stem
+    names = [f"{prefix}_float32.tflite", f"{prefix}.keras", f"{prefix}_float16.tflite"] if prefix else []
+    names += ["float32.tflite", "model.keras", "float16.tflite"]
+    out = []
+    for n in names:
+        if d / n not in out:
+            out.append(d / n)
+    return out
+
+
+def resolve_pair(path: Path, float_path: Path | None = None) -> tuple[Path, Path]:
+    """(int8 .tflite, float sibling) for a model dir or an int8 file; ModelError naming what is missing."""
+    path = Path(path)
+    if path.is_dir():
+        int8 = path / "int8.tflite"
+        if not int8.is_file():
+            found = sorted(p.name for p in path.glob("*int8*.tflite"))
+            if len(found) != 1:
+                raise ModelError(f"{path}: needs int8.tflite (convert it: edge-wbc convert {path} --mode int8)"
+                                 + (f"; or pass one of {found}" if found else ""))
+            int8 = path / found[0]
+    elif path.is_file():
+        int8 = path
+    else:
+        raise ModelError(f"{path}: no such model file or directory")
+    if float_path is not None:
+        if not Path(float_path).is_file():
+            raise ModelError(f"{float_path}: no such float model file")
+        return int8, Path(float_path)
+    cands = float_candidates(int8)
+    for c in cands:
+        if c.is_file():
+            return int8, c
+    others = ", ".join(c.name for c in cands[1:])
+    raise ModelError(f"{int8}: no float sibling to compare with: needs {cands[0]} (or one of {others}; "
+                     f"e.g. edge-wbc convert DIR --mode float32), or --float FILE")
+
+
+def float_content(path: Path, tmp: Path) -> tuple[bytes, str]:
+    """float32 ``.tflite`` bytes of the sibling, and what was done to get them."""
+    if path.suffix == ".tflite":
+        kind = "float16 weights, float32 compute" if "float16" in path.name else "float32"
+        return path.read_bytes(), f"{path.name} ({kind})"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError:
+        raise ModelError(f"{path}: converting the Keras float sibling needs TensorFlow: pip install 'edge-wbc[train]'"
+                         " (or pass --float a float32/float16 .tflite)") from None
+    import contextlib
+    import io
+
+    from ..converters.modes import convert_float32
+
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel signature
+        content = convert_float32(model, None, None)
+    (tmp / "float32.tflite").write_bytes(content)
+    return content, f"{path.name} converted to float32 .tflite in a temp dir"
+
+
+def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, split: str = "val",
+                  data: str | None = None, images: np.ndarray | None = None) -> dict:
+    """The ``edge-wbc inspect`` report for one int8 model: per-layer rows and what they were measured on."""
+    from ..data import load_dataset
+
+    int8, fpath = resolve_pair(path, float_path)
+    try:
+        spec = ModelSpec.load(spec_path_for(int8))
+    except Exception as e:  # SpecError or OSError
+        raise ModelError(f"{int8}: {e}") from None
+    if images is None:
+        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split, subsample=(n, 0))
+        sp = ds.split(split).sample(n, 0)  # stratified, seeded (a split the loader sampled stays as it is)
+        images, source = sp.images, f"{spec.dataset} {split}, {len(sp)} images (stratified sample, seed 0)"
+    else:
+        source = f"{len(images)} given images"
+    with tempfile.TemporaryDirectory(prefix="edge-wbc-inspect-") as tmp:
+        fc, how = float_content(fpath, Path(tmp))
+    rows = layer_errors(int8.read_bytes(), fc, images)
+    return {"model": str(int8), "float_reference": str(fpath), "float_how": how, "images": source,
+            "n_images": int(len(images)), "layers": rows}
+
+
+def plot_sqnr(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(report["layers"], key=lambda r: r["depth"])
+    x = [r["depth"] for r in rows]
+    y = [min(r["sqnr_db"], 80.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows)), 4))
+    ax.plot(x, y, "o-")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r['layer']}\n{r['op']}" for r in rows], rotation=90, fontsize=7)
+    ax.set_ylabel("SQNR (dB, int8 vs float)")
+    ax.set_title(f"{Path(report['model']).name}: per-layer SQNR ({report['n_images']} images)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    from ..fileio import save_figure
+
+    save_figure(fig, out, dpi=120)
+    plt.close(fig)

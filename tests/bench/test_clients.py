@@ -1,0 +1,93 @@
+"""Bench clients: LiteRT CompiledModel and MediaPipe Tasks rows beside edge-wbc's, and resize-filter rows."""
+
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_wbc.bench.clients import MEDIAPIPE_ENV, parse_clients, parse_resize
+from edge_wbc.cli import app
+from edge_wbc.errors import ModelError
+
+ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
+runner = CliRunner()
+HAVE_MP = bool(os.environ.get(MEDIAPIPE_ENV)) or importlib.util.find_spec("mediapipe") is not None
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pbc_tree(tmp_path_factory, data_root):
+    """train/val/test with the 8 BloodMNIST classes, 2 real 128 px PBC test JPEGs per class in test."""
+    root = tmp_path_factory.mktemp("pbc")
+    for d in sorted((data_root / "pbc128" / "test").iterdir()):
+        for s, files in (("train", sorted(d.glob("*.jpg"))[:1]), ("val", sorted(d.glob("*.jpg"))[1:2]),
+                         ("test", sorted(d.glob("*.jpg"))[2:4])):
+            (root / s / d.name).mkdir(parents=True)
+            for f in files:
+                shutil.copy(f, root / s / d.name / f.name)
+    return root
+
+
+def test_parse_errors():
+    assert parse_clients("mediapipe") == ("edge-wbc", "mediapipe")
+    with pytest.raises(ModelError, match=r"unknown client 'tflite'.*edge-wbc, mediapipe, compiled"):
+        parse_clients("edge-wbc,tflite")
+    assert parse_resize("bilinear,area") == ("bilinear", "area")
+    with pytest.raises(ModelError, match=r"unknown filter 'cubic'.*bicubic, bilinear, nearest"):
+        parse_resize("cubic")
+
+
+def test_compiled_row_and_mediapipe_missing(tmp_path, data_root, monkeypatch):
+    # a Python that cannot import mediapipe (no site-packages): the row fails with the install hint
+    fake = tmp_path / "python-without-mediapipe"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv(MEDIAPIPE_ENV, str(fake))
+    out = tmp_path / "b.json"
+    r = run("bench", "-m", ASSETS / "bloodmnist_int8.tflite", "--limit", 40, "--runs", 5, "--warmup", 1,
+            "--clients", "edge-wbc,mediapipe,compiled", "--data", data_root, "--json", out)
+    assert r.exit_code == 1, r.output  # a failed variant fails the run ...
+    rows = {x["variant"]: x for x in json.loads(out.read_text())["rows"]}
+    mp = rows["bloodmnist_int8.tflite (mediapipe)"]
+    assert mp["status"] == "failed" and "pip install 'edge-wbc[clients]'" in mp["error"] and str(fake) in mp["error"]
+    own, comp = rows["bloodmnist_int8.tflite"], rows["bloodmnist_int8.tflite (compiled)"]
+    assert own["status"] == comp["status"] == "ok"  # ... the others still ran
+    assert comp["client"] == "compiled" and comp["client_agreement"] == 1.0  # identical top-1 on int8
+    assert comp["accuracy"] == own["accuracy"] and comp["latency_ms"]["p50"] > 0
+    assert comp["interpreter"].endswith("CompiledModel") and own["interpreter"].startswith("ai_edge_litert")
+    assert "INFO: [" not in r.output  # LiteRT's own log lines stay silent without -v
+
+
+def test_resize_rows(tmp_path, pbc_tree):
+    out = tmp_path / "r.json"
+    r = run("bench", "-m", ASSETS / "pbc64_int8.tflite", "--dataset", pbc_tree, "--runs", 3, "--warmup", 1,
+            "--resize", "bilinear,nearest", "--json", out)
+    assert r.exit_code == 0, r.output
+    rows = {x["variant"]: x for x in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"pbc64_int8.tflite", "pbc64_int8.tflite (resize=bilinear)",
+                         "pbc64_int8.tflite (resize=nearest)"}
+    for v in ("bilinear", "nearest"):
+        row = rows[f"pbc64_int8.tflite (resize={v})"]
+        assert row["resize"] == v and row["status"] == "ok" and 0 <= row["client_agreement"] <= 1
+
+
+@pytest.mark.skipif(not HAVE_MP, reason=f"mediapipe not importable here and {MEDIAPIPE_ENV} not set")
+def test_mediapipe_row(tmp_path, pbc_tree):
+    out = tmp_path / "m.json"
+    r = run("bench", "-m", ASSETS / "pbc64_int8.tflite", "--dataset", pbc_tree, "--runs", 3, "--warmup", 1,
+            "--clients", "mediapipe", "--json", out)
+    assert r.exit_code == 0, r.output
+    rows = {x["variant"]: x for x in json.loads(out.read_text())["rows"]}
+    mp = rows["pbc64_int8.tflite (mediapipe)"]
+    assert mp["status"] == "ok" and mp["client"] == "mediapipe" and mp["latency_ms"]["p50"] > 0
+    assert mp["client_agreement"] >= 0.8  # 16 JPEGs: MediaPipe decodes and resizes them itself
+    assert abs(mp["accuracy"] - rows["pbc64_int8.tflite"]["accuracy"]) <= 0.2

@@ -1,0 +1,115 @@
+"""edge-wbc inspect: per-layer int8 error of a shipped int8 model against its float16 sibling."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edge_wbc.bench.layers import layer_errors, layer_name, match_tensors, resolve_pair
+from edge_wbc.cli import app
+from edge_wbc.errors import ModelError
+
+ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def val_images(data_root):
+    z = np.load(data_root / "bloodmnist" / "bloodmnist.npz")
+    return z["val_images"][:6]
+
+
+def test_layer_name():
+    assert layer_name("wbcnet_1/s1a_relu_1/Relu;wbcnet_1/s1a_bn_1/batchnorm/add_1") == "s1a_relu"
+    assert layer_name("wbcnet_1/gap_1/Mean") == "gap"
+    assert layer_name("model/probs/MatMul") == "probs"
+
+
+def test_match_by_name_then_by_order():
+    q = [{"name": "a", "op": "CONV_2D"}, {"name": "b", "op": "CONV_2D"}, {"name": "c", "op": "MEAN"}]
+    f_same = [{"name": "c", "op": "MEAN"}, {"name": "a", "op": "CONV_2D"}, {"name": "b", "op": "CONV_2D"}]
+    assert [(x["name"], y["name"]) for x, y in match_tensors(q, f_same)] == [("a", "a"), ("b", "b"), ("c", "c")]
+    f_other = [{"name": "x1", "op": "CONV_2D"}, {"name": "m", "op": "MEAN"}, {"name": "x2", "op": "CONV_2D"}]
+    assert [(x["name"], y["name"]) for x, y in match_tensors(q, f_other)] == [("a", "x1"), ("b", "x2"), ("c", "m")]
+
+
+def test_bloodmnist_int8_vs_float16(val_images):
+    rows = layer_errors((ASSETS / "bloodmnist_int8.tflite").read_bytes(),
+                        (ASSETS / "bloodmnist_float16.tflite").read_bytes(), val_images)
+    layers = {r["layer"] for r in rows}
+    assert {"s1a_relu", "s3b_relu", "gap", "probs"} <= layers
+    sq = [r["sqnr_db"] for r in rows]
+    assert sq == sorted(sq)  # worst first
+    assert 15 < sq[0] < 60 and all(np.isfinite(sq))  # int8 activations: ~30 dB, not identical, not noise
+    for r in rows:
+        assert 0.99 < r["cosine"] <= 1.0
+        assert r["max_abs_err_steps"] >= 0.5  # at least the rounding of one step
+        assert 0.0 <= r["clipped_share"] <= 1.0
+    # the first conv sees only the input pixels' rounding: it must be better than the deepest conv
+    by = {r["layer"]: r for r in rows}
+    assert by["s1a_relu"]["sqnr_db"] > by["s3a_relu"]["sqnr_db"]
+
+
+def test_float_against_itself_is_exact(val_images):
+    f = (ASSETS / "bloodmnist_float16.tflite").read_bytes()
+    with pytest.raises(ModelError, match="no int8 tensor"):
+        layer_errors(f, f, val_images)
+
+
+def test_missing_float_sibling_names_the_file(tmp_path):
+    shutil.copy(ASSETS / "bloodmnist_int8.tflite", tmp_path / "bloodmnist_int8.tflite")
+    with pytest.raises(ModelError, match=r"no float sibling.*bloodmnist_float32\.tflite.*bloodmnist\.keras"):
+        resolve_pair(tmp_path / "bloodmnist_int8.tflite")
+    with pytest.raises(ModelError, match=r"needs int8\.tflite"):
+        resolve_pair(_empty(tmp_path))
+
+
+def _empty(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    return d
+
+
+def test_sibling_preference():
+    i8, f = resolve_pair(ASSETS / "pbc64_int8.tflite")
+    assert f.name == "pbc64_float16.tflite"
+    i8, f = resolve_pair(ASSETS / "bloodmnist_int8.tflite")
+    assert f.name == "bloodmnist.keras"
+
+
+def test_cli_json_and_plot(tmp_path, data_root):
+    out, png = tmp_path / "l.json", tmp_path / "l.png"
+    r = runner.invoke(app, ["inspect", str(ASSETS / "bloodmnist_int8.tflite"), "-n", "4", "--json", str(out),
+                            "--float", str(ASSETS / "bloodmnist_float16.tflite"), "--plot", str(png),
+                            "--data", str(data_root)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert rep["float_reference"].endswith("bloodmnist_float16.tflite") and rep["n_images"] == 4
+    assert all("sqnr_db" in x and x["sqnr_db"] > 15 for x in rep["layers"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "s3a_relu" in r.output
+
+
+def test_cli_missing_sibling_exit_2(tmp_path):
+    shutil.copy(ASSETS / "pbc64_int8.tflite", tmp_path / "pbc64_int8.tflite")
+    r = runner.invoke(app, ["inspect", str(tmp_path / "pbc64_int8.tflite")])
+    assert r.exit_code == 2
+    assert "pbc64_float32.tflite" in r.output
+
+
+def test_layer_times_cut_every_op():
+    from edge_wbc.bench.layertime import layer_times, op_models
+
+    content = (ASSETS / "bloodmnist_int8.tflite").read_bytes()
+    models = op_models(content)
+    assert len(models) == 13 and models[1]["tensor"].startswith("wbcnet_1/s1a_relu")
+    r = layer_times(content, runs=20, warmup=2)
+    ops = [x["op"] for x in r["layers"]]
+    assert ops.count("CONV_2D") == 6 and ops[0] == "QUANTIZE" and not any("error" in x for x in r["layers"])
+    assert abs(sum(x["share"] for x in r["layers"]) - 1) < 1e-9 and r["whole_ms"] > 0
+    convs = [x for x in r["layers"] if x["op"] == "CONV_2D"]
+    assert sum(x["macs"] for x in convs) == 25_514_496  # 25.5 MMAC: the six convs (FC: 768)
+    assert all(x["p50_ms"] > 0 for x in r["layers"])
