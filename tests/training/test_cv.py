@@ -101,3 +101,17 @@ def test_cv_runs_every_fold_and_writes_mean_and_sd(blast_tree, tmp_path):
     assert saved["summary"]["accuracy"]["sd"] == pytest.approx(np.std(acc, ddof=1))
     md = (tmp_path / "cv" / "cv.md").read_text()
     assert "stratified 2-fold CV" in md and f"{np.mean(acc):.4f} ± {np.std(acc, ddof=1):.4f}" in md
+
+
+def test_cli_fold_options_fail_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from edge_wbc.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "tiny", "--dataset", str(tmp_path), "--fold", "1", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--fold 1 needs --folds (e.g. --folds 5 --fold 1)" in r.output
+    r = runner.invoke(app, ["train", "fieldnet", "--dataset", str(tmp_path), "--folds", "5", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "--folds/--fold are for one folder tree" in r.output
+    r = runner.invoke(app, ["cv", "tiny", "--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "cross-validation needs a folder of <class>/ image folders" in r.output
