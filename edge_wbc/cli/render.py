@@ -37,6 +37,13 @@ def trained(metrics: dict, out: Path) -> None:
                       f"macro-F1 {metrics.get('macro_f1', float('nan')):.4f} -> {out}")
 
 
+def cv_done(report: dict, out: Path) -> None:
+    from ..training.cv import markdown
+
+    out_console.print(markdown(report), markup=False, highlight=False)
+    out_console.print(f"wrote {out / 'cv.json'} and {out / 'cv.md'}", markup=False, highlight=False)
+
+
 def converted(r: dict, mode: str) -> None:
     extra = f", float ops kept: {', '.join(r['float_ops'])}" if r["float_ops"] and mode == "int8" else ""
     if r.get("per_channel_tensors") is not None and mode == "int8":

@@ -81,6 +81,10 @@ def train(
     label_map: Optional[List[str]] = typer.Option(
         None, "--label-map", help="Field models: folder class OLD=NEW, e.g. segmented=neutrophil (repeatable)."
     ),
+    folds: Optional[int] = typer.Option(
+        None, "--folds", min=2, help="Folder tree: stratified k-fold CV split (seeded); --fold is the test fold."
+    ),
+    fold: Optional[int] = typer.Option(None, "--fold", min=0, help="With --folds: the test fold, 0 to folds-1."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json.
@@ -98,6 +102,8 @@ def train(
     check_kwargs(model, builder_args)
     check_out_dir(out)
     if "," in dataset or model == "fieldnet":
+        if folds is not None or fold is not None:
+            fail("--folds/--fold are for one folder tree (edge-wbc cv runs every fold), not for field models")
         from ..data.cells import parse_label_map
 
         lm = parse_label_map(label_map)
@@ -140,9 +146,49 @@ def train(
         refit=refit,
         model_kwargs=builder_args,
         init=str(init) if init else None,
+        folds=folds,
+        fold=fold,
     )
     from ..runtime.interpreter import quiet_native_stderr
 
     with quiet_native_stderr():  # TensorFlow's C++ log lines unless -v
         metrics = run_training(hp, out, data=data, log=say)
     render.trained(metrics, out)
+
+
+@app.command()
+def cv(
+    model: str = typer.Argument(..., help="Registered classifier (see `edge-wbc models`)."),
+    dataset: Path = typer.Option(..., "--dataset", help="A folder of <class>/ image folders (e.g. blast/, normal/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for cv.json, cv.md and one run per fold (fold<i>/)."),
+    folds: int = typer.Option(5, "--folds", min=2, help="Number of stratified folds; each is the test fold once."),
+    positive: Optional[str] = typer.Option(
+        None, "--positive", help="Class whose recall is the sensitivity (default: the second of two classes)."
+    ),
+    size: Optional[int] = typer.Option(None, help="Input size in pixels (default: the model's)."),
+    epochs: int = typer.Option(30, min=1),
+    batch: int = typer.Option(32, min=1),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default per optimizer)."),
+    seed: int = typer.Option(0, min=0, help="Seeds the folds, the val slices and training."),
+    patience: int = typer.Option(8, min=1, help="Early-stopping patience on val accuracy."),
+    jitter: float = typer.Option(0.0, min=0.0, max=1.0, help="Photometric augmentation strength; 0 = off."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use only N images per split (smoke runs)."),
+    arg: Optional[List[str]] = typer.Option(None, "--arg", help="Builder argument KEY=VALUE (JSON value)."),
+):
+    """Stratified k-fold cross-validation on a folder tree: mean ± sd of accuracy, AUC and sensitivity."""
+    quiet_tf()
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        from ..training.cv import run_cv
+        from ..training.train import HParams
+    except ImportError as e:
+        fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
+    hp = HParams(model=model, dataset=str(dataset), size=size, epochs=epochs, batch=batch, lr=lr, seed=seed,
+                 patience=patience, jitter=jitter, limit=limit, model_kwargs=parse_builder_args(arg or []))
+    from ..runtime.interpreter import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's C++ log lines unless -v
+        report = run_cv(hp, out, folds=folds, positive=positive, log=say)
+    render.cv_done(report, out)

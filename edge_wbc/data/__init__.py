@@ -16,6 +16,7 @@ from .loaders import (
     load_bloodmnist,
     load_dataset,
     load_folder_tree,
+    stratified_kfold,
     stratified_split,
 )
 from .roots import ENV_VAR, cache_dir, data_root, data_sources
@@ -23,6 +24,7 @@ from .roots import ENV_VAR, cache_dir, data_root, data_sources
 __all__ = [
     "CATALOG", "DatasetInfo", "dataset_info", "dataset_license", "dataset_credit", "Dataset", "Split", "SPLITS",
     "data_root", "data_sources", "cache_dir", "ENV_VAR", "load_dataset", "load_bloodmnist", "load_folder_tree",
-    "load_bccd", "fetch", "md5sum", "stratified_split", "iter_inputs", "iter_image_files", "describe",
+    "load_bccd", "fetch", "md5sum", "stratified_split", "stratified_kfold",
+    "iter_inputs", "iter_image_files", "describe",
     "BLOODMNIST_LABELS",
 ]

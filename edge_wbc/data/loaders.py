@@ -126,6 +126,11 @@ def _class_dirs(root: Path) -> list[Path]:
         raise DataError(f"{root}: cannot list directory ({e.strerror or e})") from None
 
 
+def folder_classes(root: str | Path) -> tuple[str, ...]:
+    """The class names of a ``root/<class>/*`` tree, as :func:`load_folder_tree` orders them."""
+    return tuple(d.name for d in _class_dirs(Path(root)))
+
+
 def _decode_files(
     files: list[Path], spec: ModelSpec, progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, list[str]]:
@@ -167,6 +172,44 @@ def stratified_split(
     return {s: np.array(sorted(v), dtype=np.int64) for s, v in idx.items()}
 
 
+def stratified_kfold(
+    labels: np.ndarray, folds: int, fold: int, seed: int = 0, val_fraction: float = 0.15
+) -> dict[str, np.ndarray]:
+    """Fold ``fold`` of a seeded stratified ``folds``-fold split: test = that fold; val = a seeded,
+    stratified ``val_fraction`` of the other folds (at least one image per class); train = the rest.
+
+    Each class is shuffled once with ``seed`` and dealt round-robin into the folds, so over
+    ``fold = 0 .. folds-1`` the test folds are disjoint, cover every image exactly once, and each holds
+    ``n_c // folds`` or ``n_c // folds + 1`` images of every class ``c``.
+    """
+    labels = np.asarray(labels, np.int64)
+    if folds < 2:
+        raise DataError(f"invalid folds {folds}: must be >= 2")
+    if not 0 <= fold < folds:
+        raise DataError(f"invalid fold {fold}: valid choices are 0 to {folds - 1}")
+    counts = np.bincount(labels) if len(labels) else np.zeros(0, int)
+    small = {c: int(n) for c, n in enumerate(counts) if 0 < n < folds + 1}
+    if small:
+        raise DataError(f"{folds}-fold cross-validation needs more than {folds} images per class; "
+                        f"class index: count {small}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), np.int64)
+    for c in np.flatnonzero(counts):
+        members = np.flatnonzero(labels == c)
+        fold_of[members[rng.permutation(len(members))]] = np.arange(len(members)) % folds
+    test = np.flatnonzero(fold_of == fold)
+    rest = np.flatnonzero(fold_of != fold)
+    vrng = np.random.default_rng([seed, fold])  # a val slice of its own per fold
+    val = []
+    for c in np.unique(labels[rest]):
+        members = rest[labels[rest] == c]
+        n_val = max(1, round(len(members) * val_fraction))
+        val.extend(members[vrng.permutation(len(members))[:n_val]].tolist())
+    val = np.array(sorted(val), np.int64)
+    train = np.setdiff1d(rest, val)
+    return {"train": train, "val": val, "test": test}
+
+
 def _check_classes(name: str, labels: tuple[str, ...], splits: dict[str, Split]) -> None:
     train = splits.get("train")
     if train is None or len(train) == 0:  # a test-only tree (the embedded sample): nothing to compare with
@@ -180,7 +223,8 @@ def _check_classes(name: str, labels: tuple[str, ...], splits: dict[str, Split])
 
 def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions=(0.7, 0.1, 0.2),
                      labels: tuple[str, ...] | None = None, progress=None, only: str | None = None,
-                     subsample: tuple[int, int] | None = None) -> Dataset:
+                     subsample: tuple[int, int] | None = None,
+                     folds: int | None = None, fold: int | None = None) -> Dataset:
     """`root/{train,val,test}/<class>/*` (official split) or `root/<class>/*` (split here, stratified).
 
     With ``labels`` given (a named dataset), a tree with only some of the split folders (the embedded
@@ -189,12 +233,18 @@ def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions
     With an official split, ``only`` decodes that split alone (the others are left empty) and
     ``subsample`` = (n, seed) decodes only :func:`~edge_wbc.data.containers.sample_indices` of it: the
     same images as sampling the decoded split, without decoding the rest (``edge-wbc bench --limit``).
+
+    With ``folds`` (``root/<class>/*`` only), fold ``fold`` of a seeded stratified k-fold split is the
+    test split (:func:`stratified_kfold`) instead of the default 70/10/20 split.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such directory")
     present_splits = [s for s in SPLITS if (root / s).is_dir()]
     has_splits = len(present_splits) == len(SPLITS) or (labels is not None and "test" in present_splits)
+    if folds is not None and present_splits:
+        raise DataError(f"{root}: has its own {'/'.join(present_splits)} split; --folds needs a tree of <class>/ "
+                        "folders only")
     if has_splits:
         names = labels or tuple(d.name for d in _class_dirs(root / "train"))
         splits = {}
@@ -238,7 +288,10 @@ def load_folder_tree(root: str | Path, spec: ModelSpec, seed: int = 0, fractions
             ys += [ci] * len(cf)
         y = np.array(ys, np.int64)
         x, ids = _decode_files(files, spec, progress)
-        parts = stratified_split(y, fractions, seed)
+        if folds is None:
+            parts = stratified_split(y, fractions, seed)
+        else:
+            parts = stratified_kfold(y, folds, fold or 0, seed)
         splits = {s: Split(x[i], y[i], [ids[j] for j in i]) for s, i in parts.items()}
     if only is None:
         _check_classes(str(root), tuple(names), splits)
@@ -315,12 +368,24 @@ def load_bccd(root: str | Path, spec: ModelSpec, task: str = "bccd4", seed: int 
 def load_dataset(
     name: str, spec: ModelSpec | None = None, data: str | Path | None = None, seed: int = 0, progress=None,
     only: str | None = None, subsample: tuple[int, int] | None = None,
+    folds: int | None = None, fold: int | None = None,
 ) -> Dataset:
     """Load a named dataset (bloodmnist, pbc128, bccd4, bccd2) or a folder path, preprocessed to ``spec``.
 
     ``only`` / ``subsample``: a hint that only that split (a stratified sample of it) will be used; folder
     trees with an official split then decode just that (see :func:`load_folder_tree`), others load as usual.
+
+    ``folds``/``fold``: k-fold cross-validation of a folder tree of ``<class>/`` folders (see
+    :func:`load_folder_tree`); the named datasets have their own splits and refuse it.
     """
+    if folds is not None:
+        p = Path(name).expanduser()
+        if name in CATALOG or not p.is_dir():
+            raise DataError(f"--folds needs a folder of <class>/ image folders, not {name!r} "
+                            f"(the named datasets {', '.join(CATALOG)} have their own splits)")
+        if spec is None:
+            raise DataError(f"dataset {name!r} needs a model spec (input size) to load images")
+        return load_folder_tree(p, spec, seed=seed, progress=progress, folds=folds, fold=fold)
     if name in SEG_DATASETS:
         return load_seg_dataset(name, spec, data=data, seed=seed)
     if name == "bloodmnist":

@@ -52,6 +52,10 @@ class HParams:
         None  # a model dir or .keras file whose weights start the run (same-named layers of the same shape)
     )
     model_kwargs: dict = field(default_factory=dict)
+    # k-fold cross-validation of a folder tree: fold `fold` of a seeded stratified `folds`-fold split is
+    # the test split, a stratified slice of the other folds is val (None: the default split)
+    folds: int | None = None
+    fold: int | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -71,10 +75,21 @@ class HParams:
             for flag, on in (("--boundary-weight", self.boundary_weight), ("--refit", self.refit)):
                 if on:
                     raise SpecError(f"{flag} is for segmentation models; {self.model!r} is a classifier")
+        elif self.folds is not None:
+            raise SpecError(f"--folds is for classifiers on a folder tree; {self.model!r} is a segmentation model")
         elif self.class_weights or self.label_smoothing:
             raise SpecError(
                 f"--class-weights and label smoothing are for classifiers; {self.model!r} is a segmentation model"
             )
+        if self.fold is not None and self.folds is None:
+            raise SpecError(f"--fold {self.fold} needs --folds (e.g. --folds 5 --fold {self.fold})")
+        if self.folds is not None:
+            if self.folds < 2:
+                raise SpecError(f"invalid folds {self.folds}: must be >= 2")
+            if self.fold is None:
+                self.fold = 0
+            if not 0 <= self.fold < self.folds:
+                raise SpecError(f"invalid fold {self.fold}: valid choices are 0 to {self.folds - 1}")
         if self.init:
             init_path(self.init)  # fail before any data is loaded
 
@@ -91,7 +106,7 @@ def make_spec(hp: HParams, labels: tuple[str, ...]) -> ModelSpec:
 
 def load_for_training(hp: HParams, data=None) -> tuple[ModelSpec, Dataset]:
     probe = make_spec(hp, ("a", "b"))  # only the input size is used for loading
-    ds = load_dataset(hp.dataset, probe, data=data, seed=hp.seed)
+    ds = load_dataset(hp.dataset, probe, data=data, seed=hp.seed, folds=hp.folds, fold=hp.fold)
     spec = probe.replace(labels=ds.labels)
     limit_splits(ds, hp.limit, hp.seed)
     return spec, ds
@@ -290,14 +305,15 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     chance = float(np.bincount(va.labels, minlength=spec.num_classes).max() / len(va))
     best_epoch = int(np.argmax(history["val_accuracy"])) + 1
     metrics = {
-        "model": hp.model, "dataset": hp.dataset, "split": "test", "val_accuracy": val_acc,
+        "model": hp.model, "dataset": hp.dataset, "split": "test" if hp.folds is None else f"fold {hp.fold}/{hp.folds}",
+        "val_accuracy": val_acc,
         "majority_class_val_accuracy": chance, "beats_chance": val_acc > chance + 0.05,
         "best_epoch": best_epoch, "epochs_run": len(history["loss"]), "train_seconds": round(train_s, 1),
         "params": int(model.count_params()), "hparams": asdict(hp), **report,
     }
     spec = spec.replace(
         metrics={k: metrics.get(k) for k in ("accuracy", "macro_f1", "auc_ovr", "val_accuracy", "n")}
-        | {"split": "test"}
+        | {"split": metrics["split"]}
     )
     save_artifacts(out, model, spec, metrics, history, confusion=report["confusion"] if report else None)
     if not metrics["beats_chance"]:
