@@ -11,7 +11,9 @@ from pathlib import Path
 
 from .errors import EdgeWBCError, ModelError
 
-DEFAULT_CLASSIFIER = "bloodmnist_int8.tflite"
+#: The default of ``classify`` and the crop classifier of ``count``: the field model (five WBC classes,
+#: WBC-centred crops, trained on PBC + BCCD + wbc_seg). The PBC / BloodMNIST models stay as benchmarks.
+DEFAULT_CLASSIFIER = "wbc_field_int8.tflite"
 
 
 def assets_dir() -> Path:

@@ -109,9 +109,14 @@ def _run_worker(job: dict, timeout: float) -> dict:
         from ..runtime.interpreter import verbose as _verbose
 
         verbose = _verbose()
-        proc = subprocess.run([sys.executable, "-m", "edge_wbc.bench.worker", str(jf)], stdout=subprocess.PIPE,
-                              stderr=None if verbose else subprocess.PIPE, text=True, timeout=timeout,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_wbc.bench.worker", str(jf)],
+            stdout=subprocess.PIPE,
+            stderr=None if verbose else subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
     except subprocess.TimeoutExpired:
         return {"status": "failed", "error": f"timed out after {timeout:.0f}s"}
     out = Path(job["out"])
@@ -173,9 +178,15 @@ def plan_groups(variants: list[Path], specs: dict, cfg: BenchConfig) -> tuple[li
         if isinstance(sp, Exception):
             broken.append(v)
         elif sp.task == "segmentation":
-            skipped.append({"variant": v.name, "path": str(v), "task": sp.task,
-                            "reason": "segmentation model: bench scores classifiers; score it with "
-                                      "benchmarks/seg_eval.py (Dice, IoU)"})
+            skipped.append(
+                {
+                    "variant": v.name,
+                    "path": str(v),
+                    "task": sp.task,
+                    "reason": "segmentation model: bench scores classifiers; score it with "
+                    "benchmarks/seg_eval.py (Dice, IoU)",
+                }
+            )
         else:
             key = ("*", (), 0) if cfg.dataset else _group_key(sp)
             groups.setdefault(key, []).append(v)
@@ -234,15 +245,31 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
     dataset_name = cfg.dataset or base.dataset
     if not dataset_name:
         raise DataError("the model.json names no dataset: pass --dataset")
-    ds = load_dataset(dataset_name, base, data=cfg.data, seed=base.split_seed if dataset_name == base.dataset else 0,
-                      only=cfg.split, subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
+    if base.crop == "wbc":  # a field model: the WBC-centred crops of its sources (cached)
+        from ..tasks.cellsets import load_for_spec
+
+        ds = load_for_spec(dataset_name, base, data=cfg.data, seed=base.split_seed)
+    else:
+        ds = load_dataset(
+            dataset_name,
+            base,
+            data=cfg.data,
+            seed=base.split_seed if dataset_name == base.dataset else 0,
+            only=cfg.split,
+            subsample=(cfg.limit, cfg.seed) if cfg.limit else None,
+        )
     split = ds.split(cfg.split).sample(cfg.limit, cfg.seed)  # a split the loader sampled already stays as it is
     if len(split) == 0:
         raise DataError(f"{dataset_name} {cfg.split} split is empty")
     sample = None
     if split.population:
-        sample = {"kind": "stratified", "seed": cfg.seed, "n": len(split), "of": split.population,
-                  "per_class": {lab: int((split.labels == i).sum()) for i, lab in enumerate(ds.labels)}}
+        sample = {
+            "kind": "stratified",
+            "seed": cfg.seed,
+            "n": len(split),
+            "of": split.population,
+            "per_class": {lab: int((split.labels == i).sum()) for i, lab in enumerate(ds.labels)},
+        }
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edge-wbc-bench-") as tmp:
         tmp = Path(tmp)
@@ -252,9 +279,14 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
         for f in cfg.resize:
             from .clients import pil_filter
 
-            rs = load_dataset(dataset_name, base.replace(resample=pil_filter(f)), data=cfg.data,
-                              seed=base.split_seed if dataset_name == base.dataset else 0, only=cfg.split,
-                              subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
+            rs = load_dataset(
+                dataset_name,
+                base.replace(resample=pil_filter(f)),
+                data=cfg.data,
+                seed=base.split_seed if dataset_name == base.dataset else 0,
+                only=cfg.split,
+                subsample=(cfg.limit, cfg.seed) if cfg.limit else None,
+            )
             rs = rs.split(cfg.split).sample(cfg.limit, cfg.seed)
             if list(rs.ids) != list(split.ids):
                 raise DataError(f"--resize {f}: the {cfg.split} split came back in another order")
@@ -265,8 +297,13 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
             sp = specs[v]
             for threads in cfg.threads:
                 row = {k: None for k in ROW_KEYS}
-                row.update(variant="keras" if v.suffix == ".keras" else v.name, path=str(v), threads=threads,
-                           size_bytes=v.stat().st_size, gzip_bytes=_gzip_size(v))
+                row.update(
+                    variant="keras" if v.suffix == ".keras" else v.name,
+                    path=str(v),
+                    threads=threads,
+                    size_bytes=v.stat().st_size,
+                    gzip_bytes=_gzip_size(v),
+                )
                 if not isinstance(sp, Exception):
                     row["_rule"] = read_rule(spec_path_for(v))  # the model's one uncertain rule
                 if progress:
@@ -305,10 +342,16 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                 extra = [("client", c) for c in cfg.clients if c != "edge-wbc"] + [("resize", f) for f in cfg.resize]
                 for what, name in extra:
                     label = name if what == "client" else f"resize={name}"
-                    r2 = {**{k: None for k in ROW_KEYS}, "variant": f"{v.name} ({label})",
-                          "path": str(v), "threads": threads, "size_bytes": row["size_bytes"],
-                          "gzip_bytes": row["gzip_bytes"], "client": name if what == "client" else "edge-wbc",
-                          "resize": name if what == "resize" else None}
+                    r2 = {
+                        **{k: None for k in ROW_KEYS},
+                        "variant": f"{v.name} ({label})",
+                        "path": str(v),
+                        "threads": threads,
+                        "size_bytes": row["size_bytes"],
+                        "gzip_bytes": row["gzip_bytes"],
+                        "client": name if what == "client" else "edge-wbc",
+                        "resize": name if what == "resize" else None,
+                    }
                     if progress:
                         progress(f"{r2['variant']} @ {threads} thread{'s' if threads > 1 else ''}")
                     j2 = {**job, "out": str(tmp / f"v{vi}_t{threads}_{name}.json"), "batch": None}
@@ -367,8 +410,11 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
 
 
 #: The float reference, in order of preference: the Keras model, then a float32, then a float16 .tflite.
-REFERENCE_ORDER = (("keras", lambda v: v == "keras"), ("float32.tflite", lambda v: v.endswith("float32.tflite")),
-                   ("float16.tflite", lambda v: v.endswith("float16.tflite")))
+REFERENCE_ORDER = (
+    ("keras", lambda v: v == "keras"),
+    ("float32.tflite", lambda v: v.endswith("float32.tflite")),
+    ("float16.tflite", lambda v: v.endswith("float16.tflite")),
+)
 
 
 def _reference(rows: list[dict], have: str) -> dict | None:
@@ -385,8 +431,10 @@ def _reference_note(ref: dict | None) -> str | None:
     if ref is None or ref["variant"] == "keras":
         return None
     kind = "float16" if ref["variant"].endswith("float16.tflite") else "float32"
-    return (f"reference: {ref['variant']} ({kind} TFLite), not the Keras model (no usable .keras row: "
-            "TensorFlow is not installed, or no .keras was benched); agreement is measured against it")
+    return (
+        f"reference: {ref['variant']} ({kind} TFLite), not the Keras model (no usable .keras row: "
+        "TensorFlow is not installed, or no .keras was benched); agreement is measured against it"
+    )
 
 
 def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, ...]) -> None:
@@ -398,20 +446,38 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
                 r["status"] = "failed"
             continue
         rep = classification_report(y, p, labels)
-        r.update(accuracy=rep["accuracy"], macro_f1=rep["macro_f1"], auc_ovr=rep["auc_ovr"], ece=rep["ece"],
-                 per_class_recall={k: v["recall"] for k, v in rep["per_class"].items()})
+        r.update(
+            accuracy=rep["accuracy"],
+            macro_f1=rep["macro_f1"],
+            auc_ovr=rep["auc_ovr"],
+            ece=rep["ece"],
+            per_class_recall={k: v["recall"] for k, v in rep["per_class"].items()},
+        )
         rule = r.pop("_rule", None)
         if rule is not None:  # what classify / count / the device would report with the model's rule
             _, k = rule.apply(p)
             kept = k >= 0
-            r.update(temperature=rule.temperature, uncertain_below=rule.threshold,
-                     uncertain_share=float(1 - kept.mean()),
-                     accuracy_reported=float((k[kept] == y[kept]).mean()) if kept.any() else None)
+            r.update(
+                temperature=rule.temperature,
+                uncertain_below=rule.threshold,
+                uncertain_share=float(1 - kept.mean()),
+                accuracy_reported=float((k[kept] == y[kept]).mean()) if kept.any() else None,
+            )
         r["_p"] = p
     for r in rows:
         if "_p" in r and (r.get("client") not in (None, "edge-wbc") or r.get("resize")):
-            own = next((o for o in rows if o.get("path") == r["path"] and o["threads"] == r["threads"] and "_p" in o
-                        and o.get("client") == "edge-wbc" and not o.get("resize")), None)
+            own = next(
+                (
+                    o
+                    for o in rows
+                    if o.get("path") == r["path"]
+                    and o["threads"] == r["threads"]
+                    and "_p" in o
+                    and o.get("client") == "edge-wbc"
+                    and not o.get("resize")
+                ),
+                None,
+            )
             if own is not None:
                 r["client_agreement"] = float((r["_p"].argmax(1) == own["_p"].argmax(1)).mean())
     if ref is not None:
@@ -434,10 +500,19 @@ def _score(rows: list[dict], y: np.ndarray, ids: list[str], labels: tuple[str, .
 # ---- gates ------------------------------------------------------------------------------------
 
 
-def bench_models(models: list[Path], cfg: BenchConfig, *, baseline: dict | None = None, noise: float | None = None,
-                 gates: dict | None = None, json_out: Path | None = None, csv_out: Path | None = None,
-                 markdown: Path | None = None, plot_out: Path | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict:
+def bench_models(
+    models: list[Path],
+    cfg: BenchConfig,
+    *,
+    baseline: dict | None = None,
+    noise: float | None = None,
+    gates: dict | None = None,
+    json_out: Path | None = None,
+    csv_out: Path | None = None,
+    markdown: Path | None = None,
+    plot_out: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """``edge-wbc bench``: run, compare with ``baseline``, check ``gates``, write the outputs asked for.
 
     The report gets ``compare`` (with a baseline) and ``gate_failures`` (messages; empty = pass), as
@@ -463,8 +538,9 @@ def bench_models(models: list[Path], cfg: BenchConfig, *, baseline: dict | None 
     if csv_out:
         atomic_write_text(csv_out, to_csv(report))
     if markdown:
-        atomic_write_text(markdown, "\n".join(
-            (f"### {g['group']}\n\n" if len(parts) > 1 else "") + to_markdown(g) for g in parts))
+        atomic_write_text(
+            markdown, "\n".join((f"### {g['group']}\n\n" if len(parts) > 1 else "") + to_markdown(g) for g in parts)
+        )
     if plot_out:
         plot(report, plot_out)
     return report

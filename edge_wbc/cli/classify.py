@@ -20,7 +20,7 @@ def classify(
     ),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
-        help="Classifier: a .tflite path or a shipped name, e.g. bccd4_int8 (default: bloodmnist_int8; "
+        help="Classifier: a .tflite path or a shipped name, e.g. bccd4_int8 (default: wbc_field_int8, the field model; "
              "`edge-wbc models` lists them).",
     ),
     labels: Optional[Path] = typer.Option(None, help="Labels file overriding model.json's labels (count must match)."),

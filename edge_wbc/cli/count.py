@@ -26,7 +26,7 @@ def count(
     ),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", "--classifier",
-        help="WBC crop classifier: .tflite or shipped name (default: bccd4_int8). --classifier is the old name.",
+        help="WBC crop classifier: .tflite or shipped name (default: wbc_field_int8). --classifier is the old name.",
     ),
     detector: Optional[str] = typer.Option(
         None,
@@ -49,6 +49,7 @@ def count(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
 ):
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
+    from ..assets import DEFAULT_CLASSIFIER
     from ..tasks.count import SmearCounter, count_paths
 
     if window is not None and not tile:
@@ -62,7 +63,7 @@ def count(
         check_inputs(smears)
     sc = SmearCounter(
         model_or_default(detector, "wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
-        model_or_default(model, "bccd4_int8.tflite"),
+        model_or_default(model, DEFAULT_CLASSIFIER),
         threads=threads,
         uncertain_below=uncertain_below,
         tile=tile,

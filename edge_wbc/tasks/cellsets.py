@@ -129,11 +129,11 @@ def crops_dataset(cc: CellCrops, size: tuple[int, int], name: str, mask=None) ->
     return Dataset(name, VOCAB, splits, source=name)
 
 
-def load_for_spec(name: str, spec, data=None, seed: int = 0) -> Dataset:
+def load_for_spec(name: str, spec, data=None, seed: int = 0, **kw) -> Dataset:
     """The dataset ``name`` as the model of ``spec`` sees it: canonical crops for a 'wbc' crop model
     (``name`` is a comma-separated list of cell sources), else :func:`edge_wbc.data.load_dataset`."""
     if spec is not None and spec.crop == "wbc":
         sources = [s for s in name.split(",") if s]
         cc = load_cell_crops(sources, data, seed, spec.crop_ratio, spec.crop_model)
         return crops_dataset(cc, (spec.input_height, spec.input_width), name)
-    return load_dataset(name, spec, data=data, seed=seed)
+    return load_dataset(name, spec, data=data, seed=seed, **kw)

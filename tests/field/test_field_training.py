@@ -74,8 +74,8 @@ def test_adabn_sets_exact_statistics(tiny_field):
 
 
 def test_adapt_bundle_and_its_errors(tiny_field, tmp_path, data_root):
-    from edge_wbc.tasks.classify import classify_to_csv
     from edge_wbc.runtime import TFLiteClassifier
+    from edge_wbc.tasks.classify import classify_to_csv
     from edge_wbc.training.adapt import adapt_bundle
 
     out, _, cc = tiny_field

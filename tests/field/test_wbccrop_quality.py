@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from edge_wbc.errors import SpecError
 from edge_wbc.runtime.quality import DEFAULT_LIMITS, QualityLimits, find_flags, fit_limits, image_flags, measures
 from edge_wbc.runtime.wbccrop import WBCFind, crop_around, crop_segmenter, find_wbc
 from edge_wbc.spec import ModelSpec
-from edge_wbc.errors import SpecError
 
 
 def _grid(w, h):
