@@ -55,7 +55,7 @@ def classify(
     from ..preprocess import display_name
     from ..runtime import TFLiteClassifier
     from ..tasks.classify import classify_to_csv, write_json
-    from ..tasks.hints import image_sizes, input_hint
+    from ..tasks.hints import image_stats, input_hint
 
     if output is not None:
         csv_out = csv_out or deprecated(None, output, "--csv", "--output")
@@ -70,7 +70,7 @@ def classify(
         render.sample_banner(info, "classify")
     check_inputs(paths)
     clf = TFLiteClassifier(model_path, labels_file=labels, num_threads=threads)
-    hint = input_hint(clf.spec, image_sizes(iter_inputs(paths, onerror=lambda d, e: None)), clf.path.stem,
+    hint = input_hint(clf.spec, image_stats(iter_inputs(paths, onerror=lambda d, e: None)), clf.path.stem,
                       shipped_models())
     if hint:
         say(f"[yellow]{hint}[/]")

@@ -222,12 +222,19 @@ def test_models_lists_the_shipped_models_and_short_names_work(crops):
 
 
 def test_the_hint_when_inputs_are_far_from_the_training_images(crops, smear):
-    r = run("classify", crops, code=0)  # 200 px BCCD crops given to the 28 px BloodMNIST default
-    assert "hint: bloodmnist_int8 was trained on bloodmnist crops of about 28 px" in r.output
+    r = run("classify", crops, code=0)  # BCCD crops given to the BloodMNIST (PBC) default: bluer, flatter
+    assert "hint: bloodmnist_int8 was trained on bloodmnist crops (28-363 px); these inputs are unlike them in " \
+           "colour and contrast" in r.output
     assert "try -m bccd4_int8" in r.output
     r = run("classify", smear, "-m", "bccd4_int8", code=0)  # a whole smear field to a crop classifier
     assert "640 px wide fields" in r.output and "edge-wbc count" in r.output
     r = run("classify", crops, "-m", "bccd4_int8", code=0)
+    assert "hint:" not in r.output
+
+
+def test_no_hint_for_pbc_cells_on_the_bloodmnist_model(pbc_files):
+    files = [f for fs in pbc_files.values() for f in fs[:2]]  # BloodMNIST is PBC downsampled: the same look
+    r = run("classify", *files, code=0)
     assert "hint:" not in r.output
 
 
