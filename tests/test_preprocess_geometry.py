@@ -89,3 +89,44 @@ def test_preprocess_array_grey_and_one_channel_arrays():
 def test_scale_to_8bit(values, is_float, want):
     a = np.array(values, np.float32 if is_float else np.int64)
     assert pp._scale_to_8bit(a).tolist() == want
+
+
+@pytest.mark.parametrize(
+    "values, is_float, want",
+    [
+        ([float("inf"), float("-inf"), 100.0], True, [0, 0, 100]),  # infinities -> 0, then the 8-bit range
+        ([0, 1], False, [0, 1]),  # integers up to 1 are 8-bit values, not 0-1
+        ([0.0, 2.0], True, [0, 2]),  # floats above 1 are 8-bit values
+        ([0, 256], False, [0, 1]),  # just above 255: the 16-bit range
+        ([0, 60010, 65535], False, [0, 234, 255]),  # divided by 65535 (by 65536: 233)
+    ],
+)
+def test_scale_to_8bit_range_edges(values, is_float, want):
+    a = np.array(values, np.float64 if is_float else np.int64)
+    assert pp._scale_to_8bit(a).tolist() == want
+
+
+def test_scale_to_8bit_empty():
+    out = pp._scale_to_8bit(np.zeros((0, 3), np.float32))
+    assert out.shape == (0, 3) and out.dtype == np.uint8
+
+
+def test_preprocess_array_grey_keeps_its_layout_and_dtype():
+    spec = ModelSpec("classification", 8, 8, ("a", "b"), resample="nearest")
+    grey = _columns(8, 8)[..., 0][None]  # (1, 8, 8): column-and-row pattern
+    out = pp.preprocess_array(grey, spec)
+    assert out.shape == (1, 8, 8, 3) and out.dtype == np.uint8
+    assert all(np.array_equal(out[0, ..., ch], grey[0]) for ch in range(3))
+    cropped = pp.preprocess_array(_columns(12, 8)[None], ModelSpec("classification", 8, 8, ("a", "b"),
+                                                                   crop="center_square", resample="nearest"))
+    assert cropped.dtype == np.uint8 and cropped[0, 0, :, 0].tolist() == [c * 10 for c in range(2, 10)]
+
+
+def test_preprocess_array_errors_name_the_problem():
+    from edge_wbc.errors import ImageError
+
+    spec = ModelSpec("classification", 8, 8, ("a", "b"))
+    with pytest.raises(ImageError, match=r"expected an array of images \(N, H, W, C\), got shape \(8, 8\)"):
+        pp.preprocess_array(np.zeros((8, 8), np.uint8), spec)
+    with pytest.raises(ImageError, match="expected uint8 RGB pixels, got dtype float32"):
+        pp.preprocess_array(np.zeros((1, 8, 8, 3), np.float32), spec)

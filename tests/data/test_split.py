@@ -51,3 +51,11 @@ def test_groups_move_together():
     for s, idx in p2.items():
         assert len(idx) == 6, s
         assert len({g2[i] for i in idx if g2[i] in ("g0", "g1", "g2")}) == 1, s
+
+
+def test_default_seed_is_zero_and_indices_are_int64():
+    y = np.repeat([0, 1, 2], 20)
+    a, b = stratified_split(y), stratified_split(y, seed=0)
+    assert all(np.array_equal(a[s], b[s]) for s in a)
+    parts = stratified_split(np.array([0, 0, 1, 1]))  # both classes too small: val and test are empty
+    assert parts["val"].dtype == np.int64 and len(parts["val"]) == 0 and parts["test"].dtype == np.int64

@@ -132,3 +132,42 @@ def test_seg_report_values_groups_and_grid():
     s = dice_summary(rep)
     assert s.startswith("wbc/all Dice 0.8333 (0.5000 at its 2 px label grid), wbc/x Dice 1.0000")
     assert s.endswith("wbc/y Dice 0.6667")
+
+
+def test_grid_target_block_half_known_wbc_is_background():
+    # a block whose target is half WBC has mean 0.5: not WBC (> 0.5 only), as for the prediction
+    tgt = np.zeros((1, 2, 4))
+    tgt[0, :, :1] = 1  # left block: mean 0.5
+    pred = np.zeros((1, 2, 4))
+    pred[0, :, :2] = 1  # left block predicted
+    d, i = dice_iou(pred, tgt, grid=2)
+    assert d.tolist() == [0.0] and i.tolist() == [0.0]
+
+
+def test_label_grid_steps_down_one_at_a_time_and_non_square_masks():
+    assert label_grid(_grid_masks(4, size=40)) == 4  # 5 fails, 4 fits (a step of 2 would land on 3, then 1)
+    wide = _grid_masks(4, size=48)[:, :, :40]  # 48 high, 40 wide, 4 px grid
+    assert wide.shape[1:] == (48, 40) and label_grid(wide) == 4
+
+
+def test_block_mean_needs_a_grid_dividing_both_sides():
+    with pytest.raises(ValueError, match="grid 3 does not divide the 6x4 maps"):
+        block_mean(np.zeros((1, 6, 4)), 3)
+
+
+def test_label_grids_reports_a_2px_grid():
+    out = label_grids(_Split(_grid_masks(2, n=8)[..., None], None), ("wbc",))
+    assert out == {"wbc/all": 2}
+
+
+def test_seg_report_keeps_known_background_images_and_every_group():
+    pred = np.zeros((3, 4, 4, 1))
+    tgt = np.zeros((3, 4, 4, 1))
+    tgt[0] = -1  # group "a": unknown everywhere, left out
+    tgt[1, :2, :2, 0] = 1
+    pred[1, :2, :2, 0] = 1  # group "b": perfect
+    # image 2 (group "b"): known background, nothing predicted: dice 1, and it counts
+    rep = seg_report(pred, tgt, ("wbc",), groups=["a", "b", "b"])
+    assert set(rep) == {"wbc/all", "wbc/b"}
+    assert rep["wbc/b"]["n"] == 2 and rep["wbc/b"]["dice_per_image"] == [1.0, 1.0]
+    assert rep["wbc/all"]["n"] == 2

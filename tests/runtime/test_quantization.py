@@ -31,7 +31,10 @@ def test_quantize_input_uint8_zero_point_and_raw_passthrough():
     assert _model(np.uint8, (0.25, 0)).quantize_input(np.array([0, 1, 60], np.uint8)).tolist() == [0, 4, 240]
     assert _model(np.int8, (1.0, -128)).quantize_input(x).tolist() == [-128, -125, 72, 127]
     # scale 0 (unquantized integer input): values clipped and cast
-    assert _model(np.int8, (0.0, 0)).quantize_input(np.array([-300, 5, 300])).tolist() == [-128, 5, 127]
+    q0 = _model(np.int8, (0.0, 0)).quantize_input(np.array([-300, 5, 300]))
+    assert q0.dtype == np.int8 and q0.tolist() == [-128, 5, 127]
+    # quantized values below the type's minimum are clipped, not wrapped
+    assert _model(np.int8, (1.0, -200)).quantize_input(np.array([0, 100, 255], np.uint8)).tolist() == [-128, -100, 55]
 
 
 def test_quantize_input_float_models_take_pixels_as_floats():
