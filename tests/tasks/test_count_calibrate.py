@@ -174,19 +174,29 @@ def test_csv_and_json_columns_read_back(tmp_path):
     assert rows[0] == ["file", "width", "height", "cells", "a", "b", "c", "uncertain", "error"]
     assert rows[1] == ["x.png", "32", "24", "3", "2", "0", "0", "1", ""]
     assert rows[2] == ["bad.png", "", "", "0", "0", "0", "0", "0", "bad.png: not an image"]
-    assert json.loads((tmp_path / "r.json").read_text()) == rep
+    assert (tmp_path / "r.json").read_text() == json.dumps(rep, indent=2) + "\n"
     cnt.write_outputs(rep, LABELS, None, None)  # nothing asked, nothing written, no error
+    # a row with nothing but a file and an error still makes a full CSV row
+    cnt.write_outputs({"images": [{"file": "z.png", "error": "e"}]}, LABELS, None, tmp_path / "z.csv")
+    with open(tmp_path / "z.csv", newline="") as fh:
+        assert list(csv.reader(fh))[1] == ["z.png", "", "", "0", "0", "0", "0", "0", "e"]
 
 
 def test_count_paths_reports_bad_files_and_counts_good_ones(smear, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     sc = _counter([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
-    res = cnt.count_paths(sc, [smear, bad], csv_out=tmp_path / "c.csv")
+    res = cnt.count_paths(sc, [smear, bad], out=tmp_path / "ann", csv_out=tmp_path / "c.csv",
+                          json_out=tmp_path / "c.json")
     assert res.report["totals"] == {"a": 1, "b": 0, "c": 1, "uncertain": 0}
     assert len(res.bad) == 1 and res.bad[0].startswith(str(bad))
-    assert res.report["images"][1]["error"] == res.bad[0]
+    assert res.report["images"][1] == {"file": str(bad), "cells": [], "counts": {}, "error": res.bad[0]}
     assert (tmp_path / "c.csv").read_text().count("\n") == 3
+    assert json.loads((tmp_path / "c.json").read_text()) == res.report
+    ann = tmp_path / "ann" / "smear.count.png"
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["smear.count.png"]
+    a = np.asarray(Image.open(ann).convert("RGB"))
+    assert a.shape == (32, 32, 3) and (a != 128).any()  # the boxes are drawn on the smear
 
 
 # ---- threshold selection reads val, never test ----------------------------------------------------
@@ -217,22 +227,35 @@ def test_calibrate_classifier_fits_on_val_and_never_reads_test(tmp_path, monkeyp
     import edge_wbc.data
     import edge_wbc.runtime
 
-    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy")
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy", split_seed=5)
     spec.save(tmp_path / "m.json")
     (tmp_path / "m.tflite").write_bytes(b"")
     val = _probs_split(CONF, OK)
     ds = _NoTest("toy", ("x", "y"), {"train": val, "val": val, "test": val})
-    monkeypatch.setattr(edge_wbc.data, "load_dataset", lambda *a, **k: ds)
-    monkeypatch.setattr(edge_wbc.runtime, "TFLiteClassifier", lambda p: _EchoClassifier(tmp_path / "m.tflite"))
-    res = cal.calibrate_classifier(tmp_path / "m.tflite", target=0.95)
+    calls = []
+
+    def load_dataset(*a, **k):
+        calls.append((a, k))
+        return ds
+
+    def classifier(p):
+        calls.append(p)
+        return _EchoClassifier(tmp_path / "m.tflite")
+
+    monkeypatch.setattr(edge_wbc.data, "load_dataset", load_dataset)
+    monkeypatch.setattr(edge_wbc.runtime, "TFLiteClassifier", classifier)
+    res = cal.calibrate_classifier(tmp_path / "m.tflite", target=0.8, data="DATA")
+    assert calls == [tmp_path / "m.tflite", (("toy", spec), {"data": "DATA", "seed": 5})]
     t = cal.fit_temperature(val.images, val.labels)
     q = cal.apply_temperature(val.images, t)
-    want = cal.choose_threshold(q.max(1), q.argmax(1) == val.labels, 0.95)
+    want = cal.choose_threshold(q.max(1), q.argmax(1) == val.labels, 0.8)
+    assert want != cal.choose_threshold(q.max(1), q.argmax(1) == val.labels)  # the target matters here
     assert res.temperature == t and res.choice == want and res.choice.reached and res.n == 7
+    assert (res.spec_path, res.target) == (tmp_path / "m.json", 0.8)
     m = ModelSpec.load(tmp_path / "m.json").metrics
     assert m["temperature"] == t and m["uncertain_below"] == want.threshold
     assert m["uncertain_val"] == {"n": 7, "accepted_accuracy": want.accuracy, "accepted_share": want.coverage,
-                                  "target": 0.95}
+                                  "target": 0.8}
 
 
 def test_export_threshold_is_chosen_on_val_not_test(tmp_path, monkeypatch):
