@@ -259,3 +259,110 @@ def test_run_bench_measures_the_requested_split(monkeypatch, tmp_path):
     rep = run_bench([tmp_path / "int8.tflite"], BenchConfig(split="test", limit=4, runs=1, warmup=0))
     assert (rep["split"], rep["n"], rep["reference"]) == ("test", 4, None)
     assert rep["rows"][0]["agreement"] is None and rep["rows"][0]["accuracy"] == 0.75
+
+
+# ---- run_bench: rows, jobs, errors (a fake worker records what it was asked) ----------------------
+@pytest.fixture
+def toy_bench(monkeypatch, tmp_path):
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy", split_seed=7)
+
+    def split(n, first):
+        y = (np.arange(n) % 2).astype(np.int64)
+        x = np.zeros((n, 8, 8, 3), np.uint8)
+        x[:, 0, 0, 0] = y
+        return Split(x, y, [f"{first}{i}" for i in range(n)])
+
+    ds = Dataset("toy", ("x", "y"), {"train": split(4, "tr"), "val": split(6, "va"), "test": split(10, "te")})
+    calls = {"load": [], "jobs": []}
+
+    def load_dataset(*a, **k):
+        calls["load"].append((a, k))
+        return ds
+
+    def worker(job, timeout):
+        calls["jobs"].append((dict(job), timeout))
+        x = np.load(job["images"])
+        y = x[:, 0, 0, 0].astype(float)
+        pf = job["out"] + ".npy"
+        np.save(pf, np.column_stack([1 - y, y]))
+        return {"status": "ok", "probs_file": pf, "input_dtype": "uint8", "macs": 2_000_000, "interpreter": "fake",
+                "batch_note": "note", "not_a_row_key": 1,
+                "latency_ms": {"p50": 2.0, "p90": 2.0, "p99": 2.0, "mean": 2.0, "std": 0.0}}
+
+    monkeypatch.setattr(runner_mod, "load_dataset", load_dataset)
+    monkeypatch.setattr(runner_mod, "_run_worker", worker)
+
+    def make(name, **kw):
+        (tmp_path / name).write_bytes(b"model-" + name.encode())
+        spec.replace(**kw).save((tmp_path / name).with_suffix(".json"))
+        return tmp_path / name
+
+    return make, calls, spec
+
+
+def test_run_bench_rows_jobs_and_skipped_variants(toy_bench, tmp_path):
+    make, calls, spec = toy_bench
+    ok = make("int8.tflite")
+    other_labels = make("labels.tflite", labels=("p", "q"))
+    other_size = make("size.tflite", input_height=16)
+    nospec = tmp_path / "nospec.tflite"
+    nospec.write_bytes(b"x")
+    seen = []
+    cfg = BenchConfig(threads=(1, 2), runs=9, warmup=3, batch=4, split="val", data="DATA", timeout_s=77.0)
+    rep = run_bench([ok, other_labels, other_size, nospec], cfg, progress=seen.append)
+    assert calls["load"] == [(("toy", spec), {"data": "DATA", "seed": 7})]
+    assert seen == ["int8.tflite @ 1 thread", "int8.tflite @ 2 threads", "labels.tflite @ 1 thread",
+                    "labels.tflite @ 2 threads", "size.tflite @ 1 thread", "size.tflite @ 2 threads",
+                    "nospec.tflite @ 1 thread", "nospec.tflite @ 2 threads"]
+    assert [(j["path"], j["threads"]) for j, _ in calls["jobs"]] == [(str(ok), 1), (str(ok), 2)]
+    job, timeout = calls["jobs"][0]
+    assert timeout == 77.0
+    assert {k: job[k] for k in ("runs", "warmup", "batch", "eval")} == {"runs": 9, "warmup": 3, "batch": 4,
+                                                                         "eval": True}
+    assert job["out"].endswith("v0_t1.json") and job["images"].endswith("images.npy")
+    rows = rep["rows"]
+    assert [(r["variant"], r["threads"], r["status"]) for r in rows] == [
+        ("int8.tflite", 1, "ok"), ("int8.tflite", 2, "ok"), ("labels.tflite", 1, "failed"),
+        ("labels.tflite", 2, "failed"), ("size.tflite", 1, "failed"), ("size.tflite", 2, "failed"),
+        ("nospec.tflite", 1, "failed"), ("nospec.tflite", 2, "failed")]
+    assert rows[2]["error"] == "labels ['p', 'q'] do not match the dataset's ['x', 'y']"
+    assert rows[4]["error"] == "input (16, 8, 3) differs from the bench's (8, 8, 3)"
+    missing = "model.json not found (every model needs its model.json beside it)"
+    assert rows[6]["error"] == f"{tmp_path / 'model.json'}: {missing}"
+    r0 = rows[0]
+    assert r0["path"] == str(ok) and r0["size_bytes"] == len(b"model-int8.tflite")
+    assert r0["gzip_bytes"] == runner_mod._gzip_size(ok) and r0["gzip_bytes"] > 0
+    assert r0["input_dtype"] == "uint8" and r0["macs"] == 2_000_000 and r0["batch_note"] == "note"
+    assert r0["gmac_per_s"] == pytest.approx(2e6 / 2e-3 / 1e9)  # 1.0 GMAC/s
+    assert "not_a_row_key" not in r0 and "interpreter" not in r0
+    assert rows[2]["path"] == str(other_labels) and rows[2]["size_bytes"] == len(b"model-labels.tflite")
+    assert rep["config"] == {"threads": [1, 2], "runs": 9, "warmup": 3, "batch": 4, "limit": None}
+    assert (rep["dataset"], rep["split"], rep["n"], rep["roofline"]) == ("toy", "val", 6, None)
+    assert set(rep["device"]) >= {"cpu", "cores", "interpreter"}
+
+
+def test_run_bench_dataset_override_and_errors(toy_bench, tmp_path, monkeypatch):
+    from edge_wbc.errors import DataError, ModelError
+
+    make, calls, spec = toy_bench
+    m = make("int8.tflite")
+    run_bench([m], BenchConfig(dataset="other", runs=1, warmup=0))
+    assert calls["load"][-1] == (("other", spec), {"data": None, "seed": 0})  # another dataset: seed 0
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for n in ("a.tflite", "b.tflite"):
+        (sub / n).write_bytes(b"x")
+    miss = f"{sub / 'model.json'}: model.json not found (every model needs its model.json beside it)"
+    with pytest.raises(ModelError) as e:
+        run_bench([sub / "a.tflite", sub / "b.tflite"], BenchConfig())
+    assert str(e.value) == f"no variant has a readable model.json: {miss}; {miss}"
+    nods = make("nods.tflite", dataset="")
+    with pytest.raises(DataError, match="^the model.json names no dataset: pass --dataset$"):
+        run_bench([nods], BenchConfig())
+    empty = Dataset("toy", ("x", "y"), {"test": Split(np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0, np.int64), [])})
+    monkeypatch.setattr(runner_mod, "load_dataset", lambda *a, **k: empty)
+    with pytest.raises(DataError, match="^toy test split is empty$"):
+        run_bench([m], BenchConfig())
+    one = Dataset("toy", ("x", "y"), {"test": Split(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, np.int64), ["a"])})
+    monkeypatch.setattr(runner_mod, "load_dataset", lambda *a, **k: one)
+    assert run_bench([m], BenchConfig(runs=1, warmup=0))["n"] == 1

@@ -110,6 +110,11 @@ def test_fit_temperature_direction():
     # underconfident: 0.5 confidence, always right -> sharpen to the floor of the grid
     q = np.tile([0.5, 0.3, 0.2], (10, 1))
     assert cal.fit_temperature(q, np.zeros(10, int)) == pytest.approx(0.5)
+    # the answer is one of 60 log-spaced temperatures from 0.5 to 5 (a very overconfident set: 5 itself)
+    grid = np.exp(np.linspace(np.log(0.5), np.log(5.0), 60))
+    assert t_over in grid
+    worse = np.tile([0.9999, 0.00005, 0.00005], (10, 1))
+    assert cal.fit_temperature(worse, np.array([0] * 4 + [1] * 6)) == pytest.approx(5.0)
 
 
 CONF = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.55])
@@ -160,6 +165,10 @@ def test_summarize_percentages_with_and_without_uncertain():
     rep = cnt.summarize([{"counts": {"a": 1, "b": 3}}], LABELS)
     assert rep["percent"] == {"a": 25.0, "b": 75.0, "c": 0.0, "uncertain": 0.0}
     assert cnt.summarize([], LABELS)["percent"] == {"a": 0.0, "b": 0.0, "c": 0.0, "uncertain": 0.0}
+    # a label the classifier does not list (an older report) is added up too
+    rep = cnt.summarize([{"counts": {"zzz": 2, "a": 1}}, {"counts": {"zzz": 2}}], LABELS)
+    assert rep["totals"] == {"a": 1, "b": 0, "c": 0, "uncertain": 0, "zzz": 4}
+    assert rep["percent"]["zzz"] == 80.0
 
 
 def test_csv_and_json_columns_read_back(tmp_path):
