@@ -71,7 +71,7 @@ print('TF-FREE OK')
     acc = float((pred == val.labels).mean())
     row = next(x for x in b["rows"] if x["variant"] == "bloodmnist_int8.tflite")
     assert (b["split"], b["n"], row["accuracy"]) == ("val", len(val), acc)
-    assert b["reference"] is None and row["agreement"] is None  # no keras / float32 row: no reference
+    assert b["reference"] == "bloodmnist_float16.tflite" and 0.9 < row["agreement"] <= 1.0  # float16 is the reference
     bundle = json.loads((out / "bundle" / "bloodmnist_int8.json").read_text())
     assert bundle["accuracy"] is None or "test" in bundle["accuracy"]["test_set"]
     assert (out / "bundle" / "bloodmnist_int8.tflite").is_file()

@@ -36,6 +36,10 @@ def _report(rows, reference="keras"):
             "device": {"cpu": "cpu", "cores": 2, "interpreter": "ai_edge_litert", "interpreter_version": "0"}}
 
 
+NO_REF = ("int8.tflite (threads=1): --max-drop needs a float reference (keras, float32.tflite or float16.tflite), "
+          "none ran")
+
+
 def _rep():
     return _report([
         _row("keras", accuracy=0.90, p50=50.0, size=900 * 1024, agreement=1.0),
@@ -60,12 +64,12 @@ def test_max_drop_at_and_past_its_limit():
 def test_max_drop_without_a_reference_fails_loudly():
     rep = _report([_row("int8.tflite", accuracy=0.85)], reference=None)
     assert check_gates(rep, max_drop=0.5) == [
-        "int8.tflite (threads=1): --max-drop needs a float reference (keras or float32.tflite), none ran"]
+        NO_REF]
     # the reference named but failed: no reference either
     rep = _report([_row("keras", status="failed", error="boom"), _row("int8.tflite")])
     fails = check_gates(rep, max_drop=0.5)
     assert fails == ["keras (threads=1): status failed: boom",
-                     "int8.tflite (threads=1): --max-drop needs a float reference (keras or float32.tflite), none ran"]
+                     NO_REF]
 
 
 def test_min_agreement_at_and_below():
@@ -189,7 +193,7 @@ def test_cli_max_drop_without_reference_exits_1(fake_bench):
     r, rep = fake_bench("--max-drop", 0.5)
     assert r.exit_code == 1
     assert rep["gate_failures"] == [
-        "int8.tflite (threads=1): --max-drop needs a float reference (keras or float32.tflite), none ran"]
+        NO_REF]
 
 
 def test_cli_split_and_config_reach_the_bench(fake_bench):
@@ -304,31 +308,29 @@ def test_run_bench_rows_jobs_and_skipped_variants(toy_bench, tmp_path):
     make, calls, spec = toy_bench
     ok = make("int8.tflite")
     other_labels = make("labels.tflite", labels=("p", "q"))
-    other_size = make("size.tflite", input_height=16)
     nospec = tmp_path / "nospec.tflite"
     nospec.write_bytes(b"x")
     seen = []
     cfg = BenchConfig(threads=(1, 2), runs=9, warmup=3, batch=4, split="val", data="DATA", timeout_s=77.0)
-    rep = run_bench([ok, other_labels, other_size, nospec], cfg, progress=seen.append)
-    assert calls["load"] == [(("toy", spec), {"data": "DATA", "seed": 7})]
-    assert seen == ["int8.tflite @ 1 thread", "int8.tflite @ 2 threads", "labels.tflite @ 1 thread",
-                    "labels.tflite @ 2 threads", "size.tflite @ 1 thread", "size.tflite @ 2 threads",
-                    "nospec.tflite @ 1 thread", "nospec.tflite @ 2 threads"]
-    assert [(j["path"], j["threads"]) for j, _ in calls["jobs"]] == [(str(ok), 1), (str(ok), 2)]
-    job, timeout = calls["jobs"][0]
+    rep = run_bench([ok, other_labels, nospec], cfg, progress=seen.append)
+    assert calls["load"][0] == (("toy", spec), {"data": "DATA", "seed": 7, "only": "val", "subsample": None})
+    assert sorted(seen) == sorted([f"{v}.tflite @ {t}" for v in ("int8", "labels", "nospec")
+                                   for t in ("1 thread", "2 threads")])
+    ok_jobs = sorted((j["path"], j["threads"]) for j, _ in calls["jobs"] if j["path"] == str(ok))
+    assert ok_jobs == [(str(ok), 1), (str(ok), 2)]
+    job, timeout = next(x for x in calls["jobs"] if x[0]["path"] == str(ok))
     assert timeout == 77.0
     assert {k: job[k] for k in ("runs", "warmup", "batch", "eval")} == {"runs": 9, "warmup": 3, "batch": 4,
                                                                          "eval": True}
-    assert job["out"].endswith("v0_t1.json") and job["images"].endswith("images.npy")
-    rows = rep["rows"]
-    assert [(r["variant"], r["threads"], r["status"]) for r in rows] == [
-        ("int8.tflite", 1, "ok"), ("int8.tflite", 2, "ok"), ("labels.tflite", 1, "failed"),
-        ("labels.tflite", 2, "failed"), ("size.tflite", 1, "failed"), ("size.tflite", 2, "failed"),
-        ("nospec.tflite", 1, "failed"), ("nospec.tflite", 2, "failed")]
-    assert rows[2]["error"] == "labels ['p', 'q'] do not match the dataset's ['x', 'y']"
-    assert rows[4]["error"] == "input (16, 8, 3) differs from the bench's (8, 8, 3)"
+    assert job["images"].endswith(".npy")
+    by = {(r["variant"], r["threads"]): r for r in rep["rows"]}
+    assert {k: r["status"] for k, r in by.items()} == {
+        ("int8.tflite", 1): "ok", ("int8.tflite", 2): "ok", ("labels.tflite", 1): "failed",
+        ("labels.tflite", 2): "failed", ("nospec.tflite", 1): "failed", ("nospec.tflite", 2): "failed"}
+    assert by[("labels.tflite", 1)]["error"] == "labels ['p', 'q'] do not match the dataset's ['x', 'y']"
     missing = "model.json not found (every model needs its model.json beside it)"
-    assert rows[6]["error"] == f"{tmp_path / 'model.json'}: {missing}"
+    assert by[("nospec.tflite", 1)]["error"] == f"{tmp_path / 'model.json'}: {missing}"
+    rows = [by[("int8.tflite", 1)], None, by[("labels.tflite", 1)]]
     r0 = rows[0]
     assert r0["path"] == str(ok) and r0["size_bytes"] == len(b"model-int8.tflite")
     assert r0["gzip_bytes"] == runner_mod._gzip_size(ok) and r0["gzip_bytes"] > 0
@@ -336,7 +338,8 @@ def test_run_bench_rows_jobs_and_skipped_variants(toy_bench, tmp_path):
     assert r0["gmac_per_s"] == pytest.approx(2e6 / 2e-3 / 1e9)  # 1.0 GMAC/s
     assert "not_a_row_key" not in r0 and "interpreter" not in r0
     assert rows[2]["path"] == str(other_labels) and rows[2]["size_bytes"] == len(b"model-labels.tflite")
-    assert rep["config"] == {"threads": [1, 2], "runs": 9, "warmup": 3, "batch": 4, "limit": None}
+    assert {k: rep["config"][k] for k in ("threads", "runs", "warmup", "batch", "limit")} == {
+        "threads": [1, 2], "runs": 9, "warmup": 3, "batch": 4, "limit": None}
     assert (rep["dataset"], rep["split"], rep["n"], rep["roofline"]) == ("toy", "val", 6, None)
     assert set(rep["device"]) >= {"cpu", "cores", "interpreter"}
 
@@ -347,7 +350,8 @@ def test_run_bench_dataset_override_and_errors(toy_bench, tmp_path, monkeypatch)
     make, calls, spec = toy_bench
     m = make("int8.tflite")
     run_bench([m], BenchConfig(dataset="other", runs=1, warmup=0))
-    assert calls["load"][-1] == (("other", spec), {"data": None, "seed": 0})  # another dataset: seed 0
+    # another dataset: seed 0
+    assert calls["load"][-1] == (("other", spec), {"data": None, "seed": 0, "only": "test", "subsample": None})
     sub = tmp_path / "sub"
     sub.mkdir()
     for n in ("a.tflite", "b.tflite"):

@@ -11,9 +11,11 @@ from PIL import Image
 
 from edge_wbc.data.containers import Dataset, Split
 from edge_wbc.defaults import EXPORT_THRESHOLD_GRID
+from edge_wbc.runtime.rule import UncertainRule
 from edge_wbc.spec import ModelSpec
 from edge_wbc.tasks import calibrate as cal
 from edge_wbc.tasks import count as cnt
+from edge_wbc.tasks.cells import CellAnswerer
 
 LABELS = ("a", "b", "c")
 
@@ -37,6 +39,7 @@ class StandInClassifier:
     def __init__(self, rows):
         self.spec = ModelSpec("classification", 8, 8, LABELS)
         self.labels = LABELS
+        self.rule = UncertainRule()
         self.rows = list(rows)
         self.crops = []
 
@@ -46,6 +49,7 @@ class StandInClassifier:
 
 
 def _counter(rows, uncertain_below=0.6, temperature=1.0):
+    """A SmearCounter on stand-ins; image-quality flags off (they have their own tests): the rule alone decides."""
     prob = np.zeros((16, 16))
     prob[2:6, 2:6] = 0.9  # box [2, 2, 6, 6] in the map -> [4, 4, 12, 12] on the 32 px smear
     prob[8:12, 10:14] = 0.8  # -> [20, 16, 28, 24]
@@ -54,7 +58,17 @@ def _counter(rows, uncertain_below=0.6, temperature=1.0):
     sc.det, sc.clf = StandInDetector(prob), StandInClassifier(rows)
     sc.tile, sc.window, sc.threshold = False, None, 0.5
     sc.temperature, sc.uncertain_below = temperature, uncertain_below
+    sc.rule = UncertainRule(temperature, uncertain_below)
+    sc.answerer = CellAnswerer(sc.clf, rule=sc.rule)
     return sc
+
+
+@pytest.fixture(autouse=True)
+def _no_quality_flags(monkeypatch):
+    import edge_wbc.tasks.cells as cells
+
+    monkeypatch.setattr(cells, "image_flags", lambda *a, **k: [])
+    monkeypatch.setattr(cells, "find_flags", lambda *a, **k: [])
 
 
 @pytest.fixture
@@ -202,8 +216,8 @@ def test_count_paths_reports_bad_files_and_counts_good_ones(smear, tmp_path):
     assert res.report["images"][1] == {"file": str(bad), "cells": [], "counts": {}, "error": res.bad[0]}
     assert (tmp_path / "c.csv").read_text().count("\n") == 3
     assert json.loads((tmp_path / "c.json").read_text()) == res.report
-    ann = tmp_path / "ann" / "smear.count.png"
-    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["smear.count.png"]
+    ann = tmp_path / "ann" / "smear.count.jpg"
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["smear.count.jpg"]
     a = np.asarray(Image.open(ann).convert("RGB"))
     assert a.shape == (32, 32, 3) and (a != 128).any()  # the boxes are drawn on the smear
 
@@ -263,8 +277,9 @@ def test_calibrate_classifier_fits_on_val_and_never_reads_test(tmp_path, monkeyp
     assert (res.spec_path, res.target) == (tmp_path / "m.json", 0.8)
     m = ModelSpec.load(tmp_path / "m.json").metrics
     assert m["temperature"] == t and m["uncertain_below"] == want.threshold
-    assert m["uncertain_val"] == {"n": 7, "accepted_accuracy": want.accuracy, "accepted_share": want.coverage,
-                                  "target": 0.8}
+    assert {k: v for k, v in m["uncertain_val"].items() if k != "basis"} == {
+        "n": 7, "accepted_accuracy": want.accuracy, "accepted_share": want.coverage, "target": 0.8}
+    assert "val split" in m["uncertain_val"]["basis"]
 
 
 def test_export_threshold_is_chosen_on_val_not_test(tmp_path, monkeypatch):
