@@ -9,9 +9,10 @@ the reasons a survivor is equivalent or harmless are kept in docs/results/mutati
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,10 +43,27 @@ def _results() -> dict[str, dict[str, str]]:
     return out
 
 
-def _diff(name: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "mutmut", "show", name], capture_output=True, text=True, cwd=REPO)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
-    return "\n".join(lines)
+_FUNCS: dict[str, dict[str, str]] = {}
+
+
+def _functions(module_path: str) -> dict[str, str]:
+    """Source of every function (methods too) in mutmut's copy of ``module_path``, by name."""
+    if module_path not in _FUNCS:
+        src = (REPO / "mutants" / module_path).read_text(encoding="utf-8")
+        lines = src.splitlines()
+        _FUNCS[module_path] = {n.name: "\n".join(lines[n.lineno - 1 : n.end_lineno]) for n in ast.walk(ast.parse(src))
+                               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return _FUNCS[module_path]
+
+
+def _diff(name: str, module_path: str) -> str:
+    """The changed lines of a mutant against the original function (as `mutmut show`, without its start-up)."""
+    func = name.rsplit(".", 1)[-1].split("ǁ")[-1]
+    base, _, num = func.rpartition("__mutmut_")
+    funcs = _functions(module_path)
+    orig, mut = funcs.get(f"{base}__mutmut_orig", ""), funcs.get(func, "")
+    lines = difflib.unified_diff(orig.splitlines()[1:], mut.splitlines()[1:], lineterm="", n=0)
+    return "\n".join(ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")))
 
 
 def _reasons() -> dict[str, str]:
@@ -83,7 +101,7 @@ def main() -> int:
         modules[path] = {"score": score(c), **dict(sorted(c.items()))}
         for name, st in muts.items():
             if st not in ("killed", "timeout", "skipped"):
-                survivors.append({"mutant": name, "module": path, "status": st, "diff": _diff(name),
+                survivors.append({"mutant": name, "module": path, "status": st, "diff": _diff(name, path),
                                   "why": reasons.get(name, "")})
     rep = {"tool": "mutmut", "score": score(total), "counts": dict(sorted(total.items())), "modules": modules,
            "survivors": survivors}
