@@ -1,0 +1,133 @@
+"""Write the mutmut 3 results in ./mutants/ as docs/results/mutation_report.{json,md}.
+
+Score = (killed + timeout) / (all mutants - skipped), mutmut's own count (as `mutmut badge`); a mutant
+that no selected test reaches ("no tests") counts as not killed. Survivors are listed with their diff;
+the reasons a survivor is equivalent or harmless are kept in docs/results/mutation_survivors.md, whose
+"mutant name: reason" lines are copied into the report beside each survivor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def core_patterns() -> list[str]:
+    lines = (REPO / "scripts" / "mutation_core.txt").read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def _results() -> dict[str, dict[str, str]]:
+    """{module path: {mutant name: status}} of the core mutants, from the mutants/*.meta files."""
+    from fnmatch import fnmatch
+
+    from mutmut.stats import status_by_exit_code
+
+    core = core_patterns()
+
+    out: dict[str, dict[str, str]] = {}
+    for meta in sorted((REPO / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        rel = str(meta.relative_to(REPO / "mutants"))[: -len(".meta")]
+        codes = {k: v for k, v in data.get("exit_code_by_key", {}).items() if any(fnmatch(k, p) for p in core)}
+        if codes:
+            out[rel] = {k: status_by_exit_code[v] for k, v in codes.items()}
+    return out
+
+
+_FUNCS: dict[str, dict[str, str]] = {}
+
+
+def _functions(module_path: str) -> dict[str, str]:
+    """Source of every function (methods too) in mutmut's copy of ``module_path``, by name."""
+    if module_path not in _FUNCS:
+        src = (REPO / "mutants" / module_path).read_text(encoding="utf-8")
+        lines = src.splitlines()
+        _FUNCS[module_path] = {n.name: "\n".join(lines[n.lineno - 1 : n.end_lineno]) for n in ast.walk(ast.parse(src))
+                               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return _FUNCS[module_path]
+
+
+def _diff(name: str, module_path: str) -> str:
+    """The changed lines of a mutant against the original function (as `mutmut show`, without its start-up)."""
+    func = name.rsplit(".", 1)[-1].split("ǁ")[-1]
+    base, _, num = func.rpartition("__mutmut_")
+    funcs = _functions(module_path)
+    orig, mut = funcs.get(f"{base}__mutmut_orig", ""), funcs.get(func, "")
+    lines = difflib.unified_diff(orig.splitlines()[1:], mut.splitlines()[1:], lineterm="", n=0)
+    return "\n".join(ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")))
+
+
+def _reasons() -> dict[str, str]:
+    p = REPO / "docs" / "results" / "mutation_survivors.md"
+    if not p.is_file():
+        return {}
+    out = {}
+    for ln in p.read_text().splitlines():
+        m = re.match(r"^- `([^`]+)`: (.+)$", ln)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def score(counts: Counter) -> float:
+    tested = sum(counts.values()) - counts["skipped"]
+    return (counts["killed"] + counts["timeout"]) / tested if tested else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="docs/results/mutation_report")
+    args = ap.parse_args()
+    res = _results()
+    if not res:
+        print("no mutmut results under ./mutants/: run `bash scripts/mutation.sh` first", file=sys.stderr)
+        return 1
+    reasons = _reasons()
+    total: Counter = Counter()
+    modules = {}
+    survivors = []
+    for path, muts in res.items():
+        c = Counter(muts.values())
+        total += c
+        modules[path] = {"score": score(c), **dict(sorted(c.items()))}
+        for name, st in muts.items():
+            if st not in ("killed", "timeout", "skipped"):
+                survivors.append({"mutant": name, "module": path, "status": st, "diff": _diff(name, path),
+                                  "why": reasons.get(name, "")})
+    rep = {"tool": "mutmut", "score": score(total), "counts": dict(sorted(total.items())), "modules": modules,
+           "survivors": survivors}
+    out = REPO / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
+    md = ["# Mutation testing report (mutmut)", "",
+          "Written by `bash scripts/mutation.sh` (configuration: `[tool.mutmut]` in pyproject.toml; the core "
+          "functions: `scripts/mutation_core.txt`).", "",
+          f"**Score: {100 * rep['score']:.1f} %** = (killed + timeout) / (all - skipped) = "
+          f"({total['killed']} + {total['timeout']}) / ({sum(total.values())} - {total['skipped']}); "
+          "a mutant no selected test reaches counts as not killed.", "",
+          "| module | mutants | killed | survived | no tests | timeout | score |", "|---|---|---|---|---|---|---|"]
+    for path, m in modules.items():
+        n = sum(v for k, v in m.items() if k != "score")
+        md.append(f"| `{path}` | {n} | {m.get('killed', 0)} | {m.get('survived', 0)} | {m.get('no tests', 0)} | "
+                  f"{m.get('timeout', 0)} | {100 * m['score']:.1f} % |")
+    md += ["", f"## Surviving mutants ({len(survivors)})", ""]
+    for s in survivors:
+        md += [f"### `{s['mutant']}` ({s['status']})", "", "```diff", s["diff"], "```", "",
+               f"Why: {s['why'] or '(not yet classified)'}", ""]
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print(f"mutation score {100 * rep['score']:.1f} % ({dict(total)}); {len(survivors)} survivors -> "
+          f"{out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

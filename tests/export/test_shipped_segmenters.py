@@ -1,0 +1,70 @@
+"""The two shipped segmentation models: file hash, labels, spec and tensors, as the classifier bundles are checked.
+
+A segmenter ships with its plain ModelSpec (<stem>.json), no Android bundle; its sha256 is pinned here,
+so a replaced model file is a deliberate change of this table, not an accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_wbc.data.catalog import dataset_license
+from edge_wbc.runtime import TFLiteSegmenter, interpreter_backend
+from edge_wbc.spec import ModelSpec
+
+ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
+SEGMENTERS = {
+    # file: (sha256, labels, (H, W), dataset)
+    "wbc_unet_int8.tflite": ("1ccf316b105c42c5482366a02397f00f6fb3f7cf57b7ddd31dbe70f612e83b3e",
+                             ("wbc", "nucleus"), (128, 128), "seg"),
+    "smear_unet_int8.tflite": ("c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
+                               ("wbc",), (128, 160), "bccd_smear"),
+}
+
+
+def test_every_shipped_segmenter_is_listed():
+    shipped = {p.name for p in ASSETS.glob("*.tflite") if ModelSpec.load(p.with_suffix(".json")).task == "segmentation"}
+    assert shipped == set(SEGMENTERS)
+
+
+@pytest.mark.parametrize("name", sorted(SEGMENTERS))
+def test_shipped_segmenter_matches_its_hash_spec_and_tensors(name):
+    sha, labels, (h, w), dataset = SEGMENTERS[name]
+    path = ASSETS / name
+    content = path.read_bytes()
+    assert hashlib.sha256(content).hexdigest() == sha
+    spec = ModelSpec.load(path.with_suffix(".json"))
+    assert spec.task == "segmentation" and spec.labels == labels and spec.quantization == "int8"
+    assert spec.input_shape == (h, w, 3) and spec.dataset == dataset and dataset_license(dataset)
+    assert spec.normalization_in_graph and spec.crop == "none"
+    it = interpreter_backend()[0](model_content=content)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    assert [int(v) for v in i["shape"]] == [1, h, w, 3] and np.dtype(i["dtype"]) == np.uint8
+    assert tuple(i["quantization"]) == (1.0, 0)  # raw pixels are the quantized input
+    assert [int(v) for v in o["shape"]] == [1, h, w, len(labels)] and np.dtype(o["dtype"]) == np.uint8
+    assert o["quantization"][0] == pytest.approx(1 / 256) and o["quantization"][1] == 0
+    # the README table names it with its labels
+    readme = (ASSETS / "README.md").read_text(encoding="utf-8")
+    row = next(ln for ln in readme.splitlines() if ln.startswith(f"| `{path.stem}`"))
+    assert all(f"`{lab}`" in row for lab in labels) and f"{h}x{w}" in row
+
+
+@pytest.mark.parametrize("name", sorted(SEGMENTERS))
+def test_shipped_segmenter_finds_the_cell_of_a_real_image(name, pbc_files, data_root):
+    from PIL import Image
+
+    seg = TFLiteSegmenter(ASSETS / name)
+    if name.startswith("smear"):
+        img = Image.open(data_root / "bccd" / "BCCD" / "JPEGImages" / "BloodImage_00000.jpg").convert("RGB")
+    else:
+        img = Image.open(pbc_files["neutrophil"][0]).convert("RGB")
+    p = seg.predict_image(img)
+    assert p.shape[-1] == len(SEGMENTERS[name][1]) and p.dtype == np.float32
+    assert 0.0 <= p.min() and p.max() <= 1.0
+    wbc = p[..., 0] > 0.5
+    assert 0.005 < wbc.mean() < 0.6  # a WBC is found, and it is not the whole image

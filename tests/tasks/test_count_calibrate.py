@@ -1,0 +1,305 @@
+"""Counting and calibration rules with a stand-in detector and known probabilities (no TFLite model, fast)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_wbc.data.containers import Dataset, Split
+from edge_wbc.defaults import EXPORT_THRESHOLD_GRID
+from edge_wbc.runtime.rule import UncertainRule
+from edge_wbc.spec import ModelSpec
+from edge_wbc.tasks import calibrate as cal
+from edge_wbc.tasks import count as cnt
+from edge_wbc.tasks.cells import CellAnswerer
+
+LABELS = ("a", "b", "c")
+
+
+class StandInDetector:
+    """A 'segmenter' whose WBC map (16 x 16) is given."""
+
+    def __init__(self, prob):
+        self.spec = ModelSpec("segmentation", 16, 16, ("wbc",))
+        self.prob = prob
+        self.seen = []
+
+    def predict(self, x):
+        self.seen.append(x.shape)
+        return self.prob[None, ..., None]
+
+
+class StandInClassifier:
+    """A 'classifier' that answers the given probabilities, one row per call, and records its crops."""
+
+    def __init__(self, rows):
+        self.spec = ModelSpec("classification", 8, 8, LABELS)
+        self.labels = LABELS
+        self.rule = UncertainRule()
+        self.rows = list(rows)
+        self.crops = []
+
+    def predict(self, x):
+        self.crops.append(x)
+        return np.array([self.rows.pop(0)], np.float64)
+
+
+def _counter(rows, uncertain_below=0.6, temperature=1.0):
+    """A SmearCounter on stand-ins; image-quality flags off (they have their own tests): the rule alone decides."""
+    prob = np.zeros((16, 16))
+    prob[2:6, 2:6] = 0.9  # box [2, 2, 6, 6] in the map -> [4, 4, 12, 12] on the 32 px smear
+    prob[8:12, 10:14] = 0.8  # -> [20, 16, 28, 24]
+    prob[14, 0] = 0.4  # below the mask threshold: no cell
+    sc = object.__new__(cnt.SmearCounter)
+    sc.det, sc.clf = StandInDetector(prob), StandInClassifier(rows)
+    sc.tile, sc.window, sc.threshold = False, None, 0.5
+    sc.temperature, sc.uncertain_below = temperature, uncertain_below
+    sc.rule = UncertainRule(temperature, uncertain_below)
+    sc.answerer = CellAnswerer(sc.clf, rule=sc.rule)
+    return sc
+
+
+@pytest.fixture(autouse=True)
+def _no_quality_flags(monkeypatch):
+    import edge_wbc.tasks.cells as cells
+
+    monkeypatch.setattr(cells, "image_flags", lambda *a, **k: [])
+    monkeypatch.setattr(cells, "find_flags", lambda *a, **k: [])
+
+
+@pytest.fixture
+def smear(tmp_path):
+    p = tmp_path / "smear.png"
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(p)
+    return p
+
+
+def test_count_image_labels_boxes_and_the_uncertain_rule_at_its_threshold(smear):
+    sc = _counter([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1]])
+    r = sc.count_image(smear)
+    assert (r["width"], r["height"]) == (32, 32)
+    assert [c["box"] for c in r["cells"]] == [[4, 4, 12, 12], [20, 16, 28, 24]]
+    # 0.6 == uncertain_below: the class is reported (confidence >= threshold)
+    assert [c["label"] for c in r["cells"]] == ["a", "b"]
+    assert [c["confidence"] for c in r["cells"]] == [0.7, 0.6]
+    assert [c["detection"] for c in r["cells"]] == [0.9, 0.8]
+    assert r["counts"] == {"a": 1, "b": 1}
+    assert [x.shape for x in sc.clf.crops] == [(1, 8, 8, 3), (1, 8, 8, 3)]
+    sc = _counter([[0.7, 0.2, 0.1], [0.3, 0.59, 0.11]])
+    r = sc.count_image(smear)
+    assert [c["label"] for c in r["cells"]] == ["a", "uncertain"]
+    assert r["cells"][1]["class"] == "b" and r["counts"] == {"a": 1, "uncertain": 1}
+
+
+def test_count_image_applies_the_temperature(smear):
+    sc = _counter([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1]], uncertain_below=0.6, temperature=2.0)
+    r = sc.count_image(smear)
+    # softmax(log p / 2) = sqrt(p) / sum(sqrt(p)): 0.8367 / 1.6001 = 0.5229 < 0.6 -> uncertain
+    assert [c["confidence"] for c in r["cells"]] == [0.5229, 0.5229]
+    assert [c["label"] for c in r["cells"]] == ["uncertain", "uncertain"]
+
+
+def test_apply_temperature_divides_the_logits():
+    p = np.array([[0.7, 0.2, 0.1]])
+    soft = cal.apply_temperature(p, 2.0)
+    s = np.sqrt(p) / np.sqrt(p).sum()
+    np.testing.assert_allclose(soft, s, rtol=1e-9)
+    sharp = cal.apply_temperature(p, 0.5)
+    np.testing.assert_allclose(sharp, p**2 / (p**2).sum(), rtol=1e-9)
+    assert soft[0, 0] < 0.7 < sharp[0, 0]  # T > 1 softens, T < 1 sharpens
+    assert cal.apply_temperature(p, 1.0) is p
+    np.testing.assert_allclose(cal.apply_temperature(np.array([[1.0, 0.0]]), 1.5).sum(), 1.0)
+
+
+def test_fit_temperature_direction():
+    # overconfident: 0.98 confidence, 70 % right -> soften (T > 1)
+    p = np.tile([0.98, 0.01, 0.01], (10, 1))
+    y = np.array([0] * 7 + [1] * 3)
+    t_over = cal.fit_temperature(p, y)
+    assert 2.0 < t_over <= 5.0
+    # underconfident: 0.5 confidence, always right -> sharpen to the floor of the grid
+    q = np.tile([0.5, 0.3, 0.2], (10, 1))
+    assert cal.fit_temperature(q, np.zeros(10, int)) == pytest.approx(0.5)
+    # the answer is one of 60 log-spaced temperatures from 0.5 to 5 (a very overconfident set: 5 itself)
+    grid = np.exp(np.linspace(np.log(0.5), np.log(5.0), 60))
+    assert t_over in grid
+    worse = np.tile([0.9999, 0.00005, 0.00005], (10, 1))
+    assert cal.fit_temperature(worse, np.array([0] * 4 + [1] * 6)) == pytest.approx(5.0)
+
+
+CONF = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.55])
+OK = np.array([1, 1, 1, 0, 1, 0, 1], bool)
+
+
+@pytest.mark.parametrize(
+    "target, want",
+    [
+        (0.95, (0.85, 1.0, 3 / 7, True)),
+        (0.8, (0.7, 0.8, 5 / 7, True)),
+        (0.7, (0.5, 5 / 7, 1.0, True)),  # the floor: everything accepted already reaches 0.7
+    ],
+)
+def test_choose_threshold_reaches_its_target(target, want):
+    c = cal.choose_threshold(CONF, OK, target)
+    assert (c.threshold, c.accuracy, c.coverage, c.reached) == pytest.approx(want)
+
+
+def test_choose_threshold_unreachable_target_and_grid():
+    c = cal.choose_threshold(CONF, OK, 1.01)  # best accepted accuracy keeping >= 50 %: 0.8 at 0.7
+    assert (c.threshold, c.accuracy, c.coverage, c.reached) == pytest.approx((0.7, 0.8, 5 / 7, False))
+    c = cal.choose_threshold(CONF, OK, 0.95, candidates=EXPORT_THRESHOLD_GRID)
+    assert c.threshold == pytest.approx(0.81) and c.reached  # lowest grid value above 0.80
+    c = cal.choose_threshold(np.array([0.6, 0.6]), np.array([False, False]), 0.9)
+    assert (c.threshold, c.accuracy, c.coverage, c.reached) == (0.5, 0.0, 1.0, False)
+    c = cal.choose_threshold(np.array([0.3]), np.array([True]), 0.9)  # nothing above the floor
+    assert (c.threshold, c.accuracy, c.coverage, c.reached) == (0.0, 1.0, 1.0, False)
+
+
+def test_square_crop_geometry():
+    a = np.zeros((80, 100, 3), np.uint8)
+    a[20:60, 0:40] = 255
+    img = Image.fromarray(a)
+    c = cnt.square_crop(img, [10, 20, 30, 60])  # 20 x 40 box: a 40 px square around its centre (20, 40)
+    assert c.size == (40, 40) and np.asarray(c).min() == 255
+    c = cnt.square_crop(img, [0, 0, 10, 30])  # centre (5, 15), side 30: 10 px off the left edge, black
+    assert c.size == (30, 30)
+    ca = np.asarray(c)
+    assert ca[:, :10].max() == 0 and ca[20:, 10:].min() == 255 and ca[:20, 10:].max() == 0
+    assert cnt.square_crop(img, [50, 10, 61, 20]).size == (11, 11)
+
+
+def test_summarize_percentages_with_and_without_uncertain():
+    rep = cnt.summarize([{"counts": {"a": 2, "uncertain": 1}}, {"counts": {"b": 1}}, {"counts": {}}], LABELS)
+    assert rep["totals"] == {"a": 2, "b": 1, "c": 0, "uncertain": 1}
+    assert rep["percent"] == {"a": 50.0, "b": 25.0, "c": 0.0, "uncertain": 25.0}
+    rep = cnt.summarize([{"counts": {"a": 1, "b": 3}}], LABELS)
+    assert rep["percent"] == {"a": 25.0, "b": 75.0, "c": 0.0, "uncertain": 0.0}
+    assert cnt.summarize([], LABELS)["percent"] == {"a": 0.0, "b": 0.0, "c": 0.0, "uncertain": 0.0}
+    # a label the classifier does not list (an older report) is added up too
+    rep = cnt.summarize([{"counts": {"zzz": 2, "a": 1}}, {"counts": {"zzz": 2}}], LABELS)
+    assert rep["totals"] == {"a": 1, "b": 0, "c": 0, "uncertain": 0, "zzz": 4}
+    assert rep["percent"]["zzz"] == 80.0
+
+
+def test_csv_and_json_columns_read_back(tmp_path):
+    images = [
+        {"file": "x.png", "width": 32, "height": 24, "cells": [{}, {}, {}], "counts": {"a": 2, "uncertain": 1}},
+        {"file": "bad.png", "cells": [], "counts": {}, "error": "bad.png: not an image"},
+    ]
+    rep = cnt.summarize(images, LABELS)
+    cnt.write_outputs(rep, LABELS, tmp_path / "r.json", tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["file", "width", "height", "cells", "a", "b", "c", "uncertain", "error"]
+    assert rows[1] == ["x.png", "32", "24", "3", "2", "0", "0", "1", ""]
+    assert rows[2] == ["bad.png", "", "", "0", "0", "0", "0", "0", "bad.png: not an image"]
+    assert (tmp_path / "r.json").read_text() == json.dumps(rep, indent=2) + "\n"
+    cnt.write_outputs(rep, LABELS, None, None)  # nothing asked, nothing written, no error
+    # a row with nothing but a file and an error still makes a full CSV row
+    cnt.write_outputs({"images": [{"file": "z.png", "error": "e"}]}, LABELS, None, tmp_path / "z.csv")
+    with open(tmp_path / "z.csv", newline="") as fh:
+        assert list(csv.reader(fh))[1] == ["z.png", "", "", "0", "0", "0", "0", "0", "e"]
+
+
+def test_count_paths_reports_bad_files_and_counts_good_ones(smear, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    sc = _counter([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    res = cnt.count_paths(sc, [smear, bad], out=tmp_path / "ann", csv_out=tmp_path / "c.csv",
+                          json_out=tmp_path / "c.json")
+    assert res.report["totals"] == {"a": 1, "b": 0, "c": 1, "uncertain": 0}
+    assert len(res.bad) == 1 and res.bad[0].startswith(str(bad))
+    assert res.report["images"][1] == {"file": str(bad), "cells": [], "counts": {}, "error": res.bad[0]}
+    assert (tmp_path / "c.csv").read_text().count("\n") == 3
+    assert json.loads((tmp_path / "c.json").read_text()) == res.report
+    ann = tmp_path / "ann" / "smear.count.jpg"
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["smear.count.jpg"]
+    a = np.asarray(Image.open(ann).convert("RGB"))
+    assert a.shape == (32, 32, 3) and (a != 128).any()  # the boxes are drawn on the smear
+
+
+# ---- threshold selection reads val, never test ----------------------------------------------------
+class _NoTest(Dataset):
+    def split(self, name):
+        if name == "test":
+            raise AssertionError("calibration read the test split")
+        return super().split(name)
+
+
+def _probs_split(conf, correct):
+    conf, correct = np.asarray(conf, float), np.asarray(correct, bool)
+    probs = np.column_stack([conf, 1 - conf])  # class 0 has the confidence
+    return Split(probs, np.where(correct, 0, 1), [str(i) for i in range(len(conf))])
+
+
+class _EchoClassifier:
+    """predict(images) returns the 'images': each dataset row is already a probability vector."""
+
+    def __init__(self, path, spec=None, **kw):
+        self.spec = spec or ModelSpec.load(path.with_suffix(".json") if hasattr(path, "with_suffix") else path)
+
+    def predict(self, images):
+        return np.asarray(images, float)
+
+
+def test_calibrate_classifier_fits_on_val_and_never_reads_test(tmp_path, monkeypatch):
+    import edge_wbc.data
+    import edge_wbc.runtime
+
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy", split_seed=5)
+    spec.save(tmp_path / "m.json")
+    (tmp_path / "m.tflite").write_bytes(b"")
+    val = _probs_split(CONF, OK)
+    ds = _NoTest("toy", ("x", "y"), {"train": val, "val": val, "test": val})
+    calls = []
+
+    def load_dataset(*a, **k):
+        calls.append((a, k))
+        return ds
+
+    def classifier(p):
+        calls.append(p)
+        return _EchoClassifier(tmp_path / "m.tflite")
+
+    monkeypatch.setattr(edge_wbc.data, "load_dataset", load_dataset)
+    monkeypatch.setattr(edge_wbc.runtime, "TFLiteClassifier", classifier)
+    res = cal.calibrate_classifier(tmp_path / "m.tflite", target=0.8, data="DATA")
+    assert calls == [tmp_path / "m.tflite", (("toy", spec), {"data": "DATA", "seed": 5})]
+    t = cal.fit_temperature(val.images, val.labels)
+    q = cal.apply_temperature(val.images, t)
+    want = cal.choose_threshold(q.max(1), q.argmax(1) == val.labels, 0.8)
+    assert want != cal.choose_threshold(q.max(1), q.argmax(1) == val.labels)  # the target matters here
+    assert res.temperature == t and res.choice == want and res.choice.reached and res.n == 7
+    assert (res.spec_path, res.target) == (tmp_path / "m.json", 0.8)
+    m = ModelSpec.load(tmp_path / "m.json").metrics
+    assert m["temperature"] == t and m["uncertain_below"] == want.threshold
+    assert {k: v for k, v in m["uncertain_val"].items() if k != "basis"} == {
+        "n": 7, "accepted_accuracy": want.accuracy, "accepted_share": want.coverage, "target": 0.8}
+    assert "val split" in m["uncertain_val"]["basis"]
+
+
+def test_export_threshold_is_chosen_on_val_not_test(tmp_path, monkeypatch):
+    import edge_wbc.data
+    import edge_wbc.runtime
+    from edge_wbc.export.android import evaluate
+
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy")
+    val = _probs_split([0.9, 0.7, 0.95], [True, False, True])  # 0.71 is the lowest grid value that is 100 %
+    test = _probs_split([0.9, 0.95, 0.6, 0.55], [False, True, True, True])  # here it would be 0.91
+    ds = Dataset("toy", ("x", "y"), {"train": val, "val": val, "test": test})
+    monkeypatch.setattr(edge_wbc.data, "load_dataset", lambda *a, **k: ds)
+    monkeypatch.setattr(edge_wbc.runtime, "TFLiteClassifier", _EchoClassifier)
+    rep = evaluate(tmp_path / "m.tflite", spec, None, None, 0.99)
+    assert rep["uncertain"]["threshold"] == pytest.approx(0.71)
+    assert "val split" in rep["uncertain"]["basis"]
+    assert rep["test"] == {"dataset": "toy", "split": "test", "n": 4, "accuracy": 0.75,
+                           "macro_f1": pytest.approx(rep["test"]["macro_f1"])}
+    assert rep["uncertain"]["val"]["coverage"] == pytest.approx(2 / 3)
+    assert rep["uncertain"]["test"] == {"n": 4, "coverage": 0.5, "accuracy_reported": 0.5, "uncertain": 2,
+                                        "errors_reported": 1, "errors_total": 1}
+    rep = evaluate(tmp_path / "m.tflite", spec, None, 0.8, 0.99)  # --threshold: taken as given
+    assert rep["uncertain"]["threshold"] == 0.8 and rep["uncertain"]["target_accuracy"] is None
