@@ -36,7 +36,8 @@ def write_probes(out: str | Path, cells: list[Path], fields: list[Path], seed: i
 
     for i in range(8):
         save("noise", Image.fromarray(rng.integers(0, 256, (96 + 16 * i, 96 + 16 * i, 3), dtype=np.uint8)), str(i))
-    for i, c in enumerate([(200, 30, 30), (255, 255, 255), (0, 0, 0), (128, 128, 128), (120, 60, 160), (240, 200, 200)]):
+    solids = [(200, 30, 30), (255, 255, 255), (0, 0, 0), (128, 128, 128), (120, 60, 160), (240, 200, 200)]
+    for i, c in enumerate(solids):
         save("solid", Image.new("RGB", (100, 100), c), str(i))
     for i in range(4):
         g = np.linspace(0, 255, 128, dtype=np.float32)
