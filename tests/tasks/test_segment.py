@@ -418,11 +418,12 @@ def test_count_refuses_a_detector_without_a_wbc_map(tiny_unet, tiny_converted, t
 def test_count_eval_on_sigtuple_fields_uses_mask_components(data_root, tmp_path, monkeypatch):
     bench = _load_benchmark("count_eval")
     monkeypatch.setattr(
-        "sys.argv", ["x", "--dataset", "sigtuple", "--data", str(data_root), "--json", str(tmp_path / "s.json")]
+        "sys.argv",
+        ["x", "--dataset", "sigtuple", "--tile", "--data", str(data_root), "--json", str(tmp_path / "s.json")],
     )
     bench.main()
     r = json.loads((tmp_path / "s.json").read_text())
-    assert r["tiled"] and r["detector"] == "wbc_unet_int8.tflite" and r["smears"] == 13 and r["gt_wbc"] == 19
+    assert r["mode"] == "--tile" and r["detector"] == "wbc_unet_int8.tflite" and r["smears"] == 13 and r["gt_wbc"] == 19
     assert r["subtype_n"] == 0 and r["subtype_accuracy"] is None  # SigTuple fields have no subtype labels
     assert r["true_positives"] > 0  # the shipped cell model finds WBCs there (the BCCD detector finds none)
 
