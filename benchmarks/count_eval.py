@@ -78,27 +78,66 @@ def sigtuple_smears(root: Path):
             for img, m in sigtuple_test_fields(root)]
 
 
+def pig_smears(root: Path, split: str):
+    """smartphone_pig fields of a split with their YOLO boxes (class cx cy w h, normalised) in pixels."""
+    d = root / "smartphone_pig" / split
+    out = []
+    for img in sorted((d / "images").glob("*.jpg")):
+        w, h = Image.open(img).size
+        boxes = []
+        lab = d / "labels" / f"{img.stem}.txt"
+        for line in (lab.read_text().split("\n") if lab.is_file() else []):
+            v = line.split()
+            if len(v) == 5:
+                cx, cy, bw, bh = (float(x) for x in v[1:])
+                boxes.append((round((cx - bw / 2) * w), round((cy - bh / 2) * h), round((cx + bw / 2) * w),
+                              round((cy + bh / 2) * h)))
+        out.append((img, boxes, None))
+    return out
+
+
+def single_cells(root: Path, name: str, n: int):
+    """Single-WBC images (one WBC each, no boxes): wbc_seg dataset1, or PBC crops (pbc128 test)."""
+    paths = sorted((root / "wbc_seg" / "dataset1").glob("*.bmp")) if name == "wbc_seg" else sorted(
+        (root / "pbc128" / "test").glob("*/*.jpg"))
+    paths = [p for p in paths if name == "wbc_seg" or p.parent.name != "platelet"]  # platelets are no WBC
+    rng = np.random.default_rng(0)
+    pick = sorted(rng.choice(len(paths), min(n, len(paths)), replace=False))
+    return [(paths[i], None, None) for i in pick]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple"))
+    ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple", "smartphone_pig", "wbc_seg", "pbc"))
+    ap.add_argument("--n", type=int, default=200,
+                    help="single-cell sources: images drawn (seed 0); smartphone_pig: the first N fields")
+    ap.add_argument("--um-per-px", type=float, default=None, help="give the scale instead of estimating it")
     ap.add_argument(
-        "--detector", help="default: the shipped smear unet for bccd, the shipped cell unet (tiled) for sigtuple"
+        "--detector", help="default: the shipped smear unet (the shipped cell unet with --tile)"
     )
     ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
     ap.add_argument(
-        "--tile", action=argparse.BooleanOptionalAction, help="tiled detection (default: on for sigtuple, off for bccd)"
+        "--tile", action=argparse.BooleanOptionalAction,
+        help="expert modes: --tile (cell unet in native windows) / --no-tile (whole field resized); "
+        "default: the canonical-scale pipeline of `edge-wbc count`",
     )
-    ap.add_argument("--split", default="test", help="bccd split")
+    ap.add_argument("--split", default="test", help="bccd / smartphone_pig split")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    tile = a.tile if a.tile is not None else a.dataset == "sigtuple"
+    tile = a.tile
     detector = a.detector or str(
         REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite")
     )
     root = data_root(a.data)
-    smears = bccd_smears(root / "bccd", a.split) if a.dataset == "bccd" else sigtuple_smears(root)
-    sc = SmearCounter(detector, a.classifier, threads=1, tile=tile)
+    smears = {"bccd": lambda: bccd_smears(root / "bccd", a.split), "sigtuple": lambda: sigtuple_smears(root),
+              "smartphone_pig": lambda: pig_smears(root, a.split)[: a.n],
+              "wbc_seg": lambda: single_cells(root, "wbc_seg", a.n),
+              "pbc": lambda: single_cells(root, "pbc", a.n)}[a.dataset]()
+    sc = SmearCounter(detector, a.classifier, threads=1, tile=tile, um_per_px=a.um_per_px,
+                      cell_model=REPO / "android_assets" / "wbc_unet_int8.tflite" if tile is None else None)
+    single = a.dataset in ("wbc_seg", "pbc")
+    n_one, sources, flags = 0, {}, {}
     tp = n_gt = n_pred = 0
     count_err, times, sub_ok, sub_n, sub_unc = [], [], 0, 0, 0
     for path, gt, subtype in smears:
@@ -106,6 +145,12 @@ def main():
         r = sc.count_image(path)
         times.append((time.perf_counter() - t0) * 1e3)
         pred = [c["box"] for c in r["cells"]]
+        sources[r["scale_source"]] = sources.get(r["scale_source"], 0) + 1
+        for f in r["flags"]:
+            flags[f] = flags.get(f, 0) + 1
+        if single:
+            n_one += len(pred) == 1
+            continue
         tp += match(gt, pred)
         n_gt += len(gt)
         n_pred += len(pred)
@@ -115,7 +160,18 @@ def main():
             sub_n += 1
             sub_ok += main_cell["class"] == subtype
             sub_unc += main_cell["label"] == UNCERTAIN
-    res = {"dataset": a.dataset, "split": a.split if a.dataset == "bccd" else "Test_data (masked)", "tiled": tile,
+    res = {"dataset": a.dataset, "split": {"bccd": a.split, "smartphone_pig": a.split,
+                                           "sigtuple": "Test_data (masked)"}.get(a.dataset, f"{len(smears)} drawn"),
+           "mode": {None: "canonical scale (default)", True: "--tile", False: "--no-tile"}[tile],
+           "um_per_px_given": a.um_per_px, "scale_sources": sources, "flags": flags}
+    if single:
+        res.update({"images": len(smears), "exactly_one_wbc_share": n_one / len(smears),
+                    "ms_per_image_p50": float(np.percentile(times, 50))})
+        print(json.dumps(res, indent=2))
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
+        return
+    res |= {
            "smears": len(smears), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
            "recall": tp / n_gt if n_gt else None, "precision": tp / n_pred if n_pred else None,
            "count_mae": float(np.mean(count_err)), "exact_count_share": float(np.mean([e == 0 for e in count_err])),

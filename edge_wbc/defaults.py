@@ -49,3 +49,15 @@ REPORT_MAX_FIELDS = 1000
 
 #: A count's differential is marked unreliable when fewer cells than this were answered (not uncertain).
 MIN_ANSWERED = 10
+
+#: µm per pixel that the shipped smear detector's input sees: BCCD fields (0.0725 µm/px, from their VOC
+#: red-cell boxes and 7.5 µm red cells) shrunk 4x to its 160 px input. Its model.json may say otherwise
+#: (``metrics.um_per_px``).
+SMEAR_DETECTOR_UM_PER_PX = 0.29
+
+#: µm per pixel of the shipped cell segmenter's training patches: the median red-cell estimate over the
+#: SigTuple training patches (0.259; 117 of 164 give one), rounded.
+CELL_SEGMENTER_UM_PER_PX = 0.25
+
+#: Typical WBC diameter, µm: the scale of a single-cell crop is read off its WBC's size.
+WBC_UM = 12.0

@@ -35,12 +35,15 @@ def count(
     uncertain_below: Optional[float] = typer.Option(
         None, min=0.0, max=1.0, help="Override the classifier's calibrated uncertain threshold."
     ),
-    tile: bool = typer.Option(
-        False,
-        "--tile",
-        help="Find WBCs with the cell segmenter in windows at native scale, for smear "
-        "fields at the magnification of its training patches (SigTuple fields; WBCs about 60 px across). "
-        "Without it the whole smear is resized for the BCCD smear detector (640x480 BCCD fields).",
+    tile: Optional[bool] = typer.Option(
+        None,
+        "--tile/--no-tile",
+        help="Expert override of the default (every field brought to the detector's scale, from its red cells "
+        "or --um-per-px). --tile: the cell segmenter in windows at native scale (fields at the magnification "
+        "of its training patches); --no-tile: the whole field resized to the BCCD smear detector's input.",
+    ),
+    um_per_px: Optional[float] = typer.Option(
+        None, "--um-per-px", help="The images' scale in µm per pixel (0.02-5); default: estimated from the red cells."
     ),
     window: Optional[int] = typer.Option(
         None, min=8, help="With --tile: window size in image pixels (default: the detector's input size)."
@@ -51,7 +54,10 @@ def count(
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
     from ..assets import DEFAULT_CLASSIFIER
     from ..tasks.count import SmearCounter, count_paths
+    from ..tasks.scale import check_um_per_px
 
+    if um_per_px is not None:
+        check_um_per_px(um_per_px)
     if window is not None and not tile:
         fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
     check_out_dir(out)
@@ -68,6 +74,8 @@ def count(
         uncertain_below=uncertain_below,
         tile=tile,
         window=window,
+        um_per_px=um_per_px,
+        cell_model=model_or_default(None, "wbc_unet_int8.tflite") if tile is None else None,
     )
     source = None
     if not smears:

@@ -153,6 +153,8 @@ def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
     problems(result.bad)
     size = f"{seg.spec.input_width}x{seg.spec.input_height}"
     how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
+    if tile is None:
+        how = "at the model's training scale (from each image's red cells, or --um-per-px)"
     console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
 
 

@@ -43,13 +43,15 @@ def segment(
     mask_threshold: float = typer.Option(MASK_THRESHOLD, "--mask-threshold", min=0.0, max=1.0,
                                          help="Probability above which a map pixel is WBC / nucleus."),
     threshold_old: Optional[float] = typer.Option(None, "--threshold", hidden=True, min=0.0, max=1.0),
-    tile: bool = typer.Option(
-        False,
-        "--tile",
-        help="Slide windows of the model's input size (or --window) over the image at "
-        "native scale, for smear fields at the magnification of the training patches (SigTuple fields for "
-        "the shipped model). Without it the whole image is resized to the model's input: right for one-cell "
-        "patches, wrong for a field.",
+    tile: Optional[bool] = typer.Option(
+        None,
+        "--tile/--no-tile",
+        help="Expert override of the default (each image brought to the model's training scale, from its red "
+        "cells or --um-per-px; single-cell crops resized whole). --tile: windows of the model's input size (or "
+        "--window) at native scale; --no-tile: the whole image resized to the model's input.",
+    ),
+    um_per_px: Optional[float] = typer.Option(
+        None, "--um-per-px", help="The images' scale in µm per pixel (0.02-5); default: estimated from the red cells."
     ),
     window: Optional[int] = typer.Option(
         None,
@@ -69,12 +71,15 @@ def segment(
 ):
     """WBC (and nucleus) masks at each input's own size, plus an overlay."""
     from ..runtime import TFLiteSegmenter
+    from ..tasks.scale import check_um_per_px
     from ..tasks.segment import segment_paths
 
     if threshold_old is not None:
         from .app import deprecated
 
         mask_threshold = deprecated(None, threshold_old, "--mask-threshold", "--threshold")
+    if um_per_px is not None:
+        check_um_per_px(um_per_px)
     if window is not None and not tile:
         fail(f"--window {window} applies with --tile only: add --tile, or leave --window out")
     check_out_dir(out)
@@ -87,7 +92,7 @@ def segment(
 
         images, info = sample_inputs("pbc128", per_class=1)
         render.sample_banner(info, "segment")
-    result = segment_paths(seg, images, out, mask_threshold, tile, min_area_frac, window)
+    result = segment_paths(seg, images, out, mask_threshold, tile, min_area_frac, window, um_per_px)
     render.segmented(result, seg, tile, window, out)
     if result.bad and not skip_bad:
         raise typer.Exit(1)

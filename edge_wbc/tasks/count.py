@@ -1,14 +1,15 @@
 """Smear -> WBC differential: find WBCs with a U-Net, classify each crop, count.
 
-Detection, two ways. By default the ``unet`` smear model (trained on BCCD smears with their VOC WBC
-boxes as targets) gives a WBC probability map of the whole smear resized to its input; 4-connected
-components above 0.5 become boxes, scaled to the original image. With ``tile`` (fields at the
-magnification of the cell segmenter's training patches, e.g. SigTuple smears, where the BCCD
-detector's cells would be a few pixels wide) the cell segmenter runs in windows at native scale
-(``TFLiteSegmenter.predict_tiled``) and the components of its WBC map, less specks, become boxes.
-Each box is cropped as a square of side max(w, h) around its centre (as the BCCD crops are) and
-classified. A crop whose calibrated confidence is below the classifier's threshold (its one
-calibrated rule, :mod:`edge_wbc.runtime.rule`) is reported as ``uncertain``, never forced into a class.
+By default every field is brought to the models' training scales first (``SmearCounter``: the red-cell
+scale estimate of :mod:`edge_wbc.tasks.scale`, or ``um_per_px``), single-cell crops go to the cell
+segmenter, and fields that are not smears get no cells and a flag. The expert modes of before remain:
+``tile=False``, the ``unet`` smear model (trained on BCCD smears with their VOC WBC boxes as targets)
+on the whole smear resized to its input; ``tile=True``, the cell segmenter in windows at native scale
+(``TFLiteSegmenter.predict_tiled``). Components of the WBC map above 0.5, less specks, become boxes,
+scaled to the original image. Each box is classified by :meth:`SmearCounter.classify_cell` (a square
+crop of side max(w, h) around its centre, as the BCCD crops are). A crop whose calibrated confidence is
+below the classifier's threshold (its one calibrated rule, :mod:`edge_wbc.runtime.rule`) is reported as
+``uncertain``, never forced into a class.
 """
 
 from __future__ import annotations
@@ -16,19 +17,43 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 from PIL import Image, ImageDraw
 
-from ..defaults import MASK_THRESHOLD, MIN_ANSWERED, SPECK_FRAC
+from ..defaults import (
+    CELL_SEGMENTER_UM_PER_PX,
+    MASK_THRESHOLD,
+    MIN_ANSWERED,
+    SMEAR_DETECTOR_UM_PER_PX,
+    SPECK_FRAC,
+    WBC_UM,
+)
 from ..errors import ImageError, ModelError
 from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
 from ..runtime.rule import UNCERTAIN
+from .scale import check_um_per_px, field_scale
 from .segment import boxes_from_map, component_boxes
+
+#: A field within this factor of the smear detector's own field (its input at its training scale) goes to the
+#: smear detector whole, as it was trained; any other to the cell segmenter in windows at its scale. The
+#: red-cell estimate's spread on BCCD test smears is p10-p90 0.65-1.25 of the truth, with tails to 0.54
+#: and 1.87 (``benchmarks/scale_eval.py``); 2 keeps all 72 there.
+SAME_SCALE = 2.0
+
+#: Largest field, in pixels at the detector's scale, that is detected (in windows); larger ones are refused.
+MAX_DETECT_PIXELS = 4096 * 4096
+
+
+def model_um_per_px(spec, default: float) -> float:
+    """The µm per pixel a model's input sees: ``metrics.um_per_px`` of its model.json, else ``default``."""
+    return float((spec.metrics or {}).get("um_per_px", default))
 
 
 def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
@@ -40,6 +65,21 @@ def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
 
 
 class SmearCounter:
+    """Find, classify and count the WBCs of a field.
+
+    ``tile=None`` (the default) works at the models' training scales: the field's µm per pixel
+    (``um_per_px`` given, else estimated from its red cells, :func:`edge_wbc.tasks.scale.field_scale`)
+    says how large the field is at the smear detector's scale (``detector_um_per_px``). A field within
+    :data:`SAME_SCALE` of the detector's own field (its input at that scale: a BCCD field) is resized to
+    its input, as it was trained. Any other is resampled to the cell segmenter's training scale
+    (:data:`~edge_wbc.defaults.CELL_SEGMENTER_UM_PER_PX`), which runs in windows of its input size
+    (``predict_tiled``). Boxes are reported in the input's pixels. An image with too few red cells that
+    is small (a single-cell crop) goes to the cell segmenter (``cell_model``) as a whole, and its largest
+    WBC component is the one cell. A larger image without red cells, or a blurred field, gets no cells
+    and a flag. ``tile=True`` / ``False`` are the expert modes of before: the cell segmenter in
+    native-scale windows, or the whole field resized to the detector's input, whatever the scale.
+    """
+
     def __init__(
         self,
         detector: str | Path,
@@ -47,15 +87,24 @@ class SmearCounter:
         threads: int = 1,
         threshold: float = MASK_THRESHOLD,
         uncertain_below: float | None = None,
-        tile: bool = False,
+        tile: bool | None = None,
         window: int | None = None,
+        um_per_px: float | None = None,
+        cell_model: str | Path | None = None,
+        detector_um_per_px: float | None = None,
     ):
         if window is not None and not tile:
             raise ValueError(f"window {window} px applies to tiled detection only")
+        self.um_per_px = check_um_per_px(um_per_px) if um_per_px is not None else None
         self.det = TFLiteSegmenter(detector, num_threads=threads)
         if "wbc" not in self.det.spec.labels:
             raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
         self.tile, self.window = tile, window
+        self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
+        self.cell = TFLiteSegmenter(cell_model, num_threads=threads) if cell_model is not None else None
+        if self.cell is not None and "wbc" not in self.cell.spec.labels:
+            raise ModelError(f"{self.cell.path}: cell model labels {list(self.cell.spec.labels)} have no 'wbc' map")
+        self.cell_um = model_um_per_px(self.cell.spec, CELL_SEGMENTER_UM_PER_PX) if self.cell is not None else None
         self.clf = TFLiteClassifier(classifier, num_threads=threads)
         rule = self.clf.rule
         if uncertain_below is not None:
@@ -67,12 +116,8 @@ class SmearCounter:
         self.answerer = CellAnswerer(self.clf, rule=rule)
         self.threshold = threshold
 
-    def detect(self, img: Image.Image) -> list[tuple[list[int], float]]:
+    def _resized(self, img: Image.Image) -> list[tuple[list[int], float]]:
         c = self.det.spec.labels.index("wbc")
-        if self.tile:
-            prob = self.det.predict_tiled(img, self.window)[..., c]
-            kh, kw = self.det.window_shape(self.window)
-            return [(box, p) for box, p, _ in component_boxes(prob > self.threshold, SPECK_FRAC * kh * kw, prob)]
         prob = self.det.predict(resize_image(img, self.det.spec)[None])[0][..., c]
         sx, sy = img.width / self.det.spec.input_width, img.height / self.det.spec.input_height
         out = []
@@ -81,20 +126,86 @@ class SmearCounter:
                          min(img.height, int(round(y1 * sy)))], p))
         return out
 
-    def count_image(self, path: Path, img: Image.Image | None = None) -> dict:
+    def detect(self, img: Image.Image, um_per_px: float | None = None) -> list[tuple[list[int], float]]:
+        """(box, mean detection probability) of each WBC; ``um_per_px`` for the canonical (auto) mode."""
+        c = self.det.spec.labels.index("wbc")
+        if self.tile:
+            prob = self.det.predict_tiled(img, self.window)[..., c]
+            kh, kw = self.det.window_shape(self.window)
+            return [(box, p) for box, p, _ in component_boxes(prob > self.threshold, SPECK_FRAC * kh * kw, prob)]
+        if self.tile is False or um_per_px is None:
+            return self._resized(img)
+        s = um_per_px / self.det_um  # input px -> detector px
+        W, H = img.width * s / self.det.spec.input_width, img.height * s / self.det.spec.input_height
+        if self.cell is None or (1 / SAME_SCALE <= W <= SAME_SCALE and 1 / SAME_SCALE <= H <= SAME_SCALE):
+            return self._resized(img)  # about the smear detector's own field: as it was trained
+        return self.windowed(self.cell, img, um_per_px / self.cell_um)
+
+    def windowed(self, model: TFLiteSegmenter, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
+        """``model`` in windows of its input size over ``img`` resampled by ``s``; boxes in ``img`` pixels."""
+        W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
+        if W * H > MAX_DETECT_PIXELS:
+            raise ImageError(
+                f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
+                f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
+            )
+        small = img if (W, H) == img.size else img.resize((W, H), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        prob = model.predict_tiled(small)[..., model.spec.labels.index("wbc")]
+        min_area = SPECK_FRAC * model.spec.input_height * model.spec.input_width
+        out = []
+        for (x0, y0, x1, y1), p, _ in component_boxes(prob > self.threshold, min_area, prob):
+            out.append(([int(round(x0 / s)), int(round(y0 / s)), min(img.width, int(round(x1 / s))),
+                         min(img.height, int(round(y1 / s)))], p))
+        return out
+
+    def single_cell(self, img: Image.Image) -> tuple[list[tuple[list[int], float]], float | None]:
+        """The largest WBC component of the cell segmenter's map of the whole image, and the µm per
+        pixel that its size implies (:data:`~edge_wbc.defaults.WBC_UM` across), or ([], None)."""
+        maps = self.cell.predict_image(img)[..., self.cell.spec.labels.index("wbc")]
+        comps = component_boxes(maps > self.threshold, SPECK_FRAC * img.width * img.height, maps)
+        if not comps:
+            return [], None
+        box, p, area = max(comps, key=lambda t: t[2])
+        return [(box, p)], WBC_UM / float(np.sqrt(4 * area / np.pi))
+
+    def classify_cell(self, img: Image.Image, box: list[int]) -> dict:
+        """The one place count classifies a WBC: (field, box) -> label, confidence, class, flags."""
+        a = self.answerer.answer_image(square_crop(img, box))
+        return {"label": a.prediction, "confidence": round(a.confidence, 4),
+                "class": self.clf.labels[int(a.probs.argmax())], "flags": a.flags}
+
+    def count_image(self, path: Path, img: Image.Image | None = None, timings: dict | None = None) -> dict:
+        """Count one image; ``timings`` (optional) gets the seconds of each stage: decode, scale, detect, classify."""
+        t = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            t.append(time.perf_counter())
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + t[-1] - t[-2]
+
         img = load_image(path) if img is None else img
-        cells = []
-        for box, det_p in self.detect(img):
-            a = self.answerer.answer_image(square_crop(img, box))
-            cells.append({"box": box, "label": a.prediction, "confidence": round(a.confidence, 4),
-                          "class": self.clf.labels[int(a.probs.argmax())], "flags": a.flags,
-                          "detection": round(det_p, 4)})
+        lap("decode")
+        fs = field_scale(img, self.det_um * self.det.spec.input_width / img.width, self.um_per_px)
+        lap("scale")
+        if self.tile is not None:  # expert modes: the detector as asked, the scale only reported
+            found = self.detect(img)
+        elif fs.single_cell and self.cell is not None:
+            found, um = self.single_cell(img)
+            if um is not None:
+                fs.um_per_px, fs.note = um, "single-cell crop: scale from the WBC's own size (12 µm across assumed)"
+        elif fs.unusable:
+            found = []
+        else:
+            found = self.detect(img, fs.um_per_px)
+        lap("detect")
+        cells = [{"box": box, **self.classify_cell(img, box), "detection": round(det_p, 4)} for box, det_p in found]
+        lap("classify")
         counts: dict[str, int] = {}
         for c in cells:
             counts[c["label"]] = counts.get(c["label"], 0) + 1
-        flags = [] if cells else ["no_cells"]
-        return {"file": str(path), "width": img.width, "height": img.height, "cells": cells, "counts": counts,
-                "flags": flags}
+        flags = [*fs.flags, *([] if cells else ["no_cells"])]
+        return {"file": str(path), "width": img.width, "height": img.height, **fs.as_json(), "cells": cells,
+                "counts": counts, "flags": flags}
 
     def annotate(self, img: Image.Image, result: dict, out: Path) -> None:
         """Boxes and labels drawn on a copy of ``img``, saved as JPEG (quality 90), atomically, without
@@ -113,6 +224,9 @@ class SmearCounter:
 
     def settings(self) -> dict:
         how = f"tiled windows ({self.window or 'model input'} px)" if self.tile else "whole smear resized"
+        if self.tile is None:
+            how = "at the models' training scales (red-cell estimate" + (
+                f", given {self.um_per_px} µm/px)" if self.um_per_px else ")")
         return {"detection": how,
                 "uncertain below": self.uncertain_below, "temperature": self.temperature,
                 "interpreter": f"{self.clf.backend} {self.clf.backend_version}"}

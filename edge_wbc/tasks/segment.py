@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from ..defaults import DETECTION_MIN_AREA_FRAC, MASK_THRESHOLD, SPECK_FRAC
+from ..defaults import CELL_SEGMENTER_UM_PER_PX, DETECTION_MIN_AREA_FRAC, MASK_THRESHOLD, SPECK_FRAC
 from ..errors import ImageError
 from ..fileio import atomic_open, fsync_dir
 from ..preprocess import load_image
@@ -60,10 +60,62 @@ def segment_maps(seg: TFLiteSegmenter, img: Image.Image, threshold: float = MASK
     return wbc, nucleus
 
 
-def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = MASK_THRESHOLD, tile: bool = False,
-                 min_area_frac: float = SPECK_FRAC, window: int | None = None) -> dict:
+#: Largest image, in pixels at the segmenter's training scale, that is segmented; larger ones are refused.
+MAX_SEGMENT_PIXELS = 4096 * 4096
+
+
+def segment_scaled(seg: TFLiteSegmenter, img: Image.Image, threshold: float = MASK_THRESHOLD,
+                   min_area_frac: float = SPECK_FRAC, um_per_px: float | None = None):
+    """WBC and nucleus masks at the image's size, found at the segmenter's training scale; and the
+    :class:`~edge_wbc.tasks.scale.FieldScale` used.
+
+    The image's µm per pixel (``um_per_px``, else its red-cell estimate) gives the factor to the
+    segmenter's scale (``metrics.um_per_px`` of its model.json, else
+    :data:`~edge_wbc.defaults.CELL_SEGMENTER_UM_PER_PX`). An image that is then about one window (a
+    single-cell crop, which has too few red cells to estimate from, is taken as one) is resized to the
+    model's input, as the training patches were; a larger one is resampled to that scale and segmented
+    in windows (``predict_tiled``), and the masks are brought back to the input's size. A field
+    flagged ``no_red_cells`` or ``blurred`` gets empty masks.
+    """
+    from .scale import field_scale
+
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    seg_um = float((seg.spec.metrics or {}).get("um_per_px", CELL_SEGMENTER_UM_PER_PX))
+    ih, iw = seg.spec.input_height, seg.spec.input_width
+    fs = field_scale(img, seg_um * iw / img.width, um_per_px)
+    empty = np.zeros((img.height, img.width), bool)
+    if fs.unusable:
+        return empty, (empty.copy() if "nucleus" in seg.spec.labels else None), fs
+    s = fs.um_per_px / seg_um
+    W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
+    if fs.single_cell or (W <= 1.25 * iw and H <= 1.25 * ih):
+        wbc, nucleus = segment_maps(seg, img, threshold, False, min_area_frac)
+        return wbc, nucleus, fs
+    if W * H > MAX_SEGMENT_PIXELS:
+        raise ImageError(
+            f"{img.width}x{img.height} px is {W}x{H} px at the segmenter's scale, over the limit of "
+            f"{MAX_SEGMENT_PIXELS:,} px (edge_wbc.tasks.segment.MAX_SEGMENT_PIXELS): split the field into tiles first"
+        )
+    small = img.resize((W, H), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    wbc, nucleus = segment_maps(seg, small, threshold, True, min_area_frac)
+
+    def up(m):
+        return np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(img.size, Image.Resampling.BILINEAR)) > 127
+
+    return up(wbc), (up(nucleus) & up(wbc) if nucleus is not None else None), fs
+
+
+def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = MASK_THRESHOLD,
+                 tile: bool | None = False, min_area_frac: float = SPECK_FRAC, window: int | None = None,
+                 um_per_px: float | None = None) -> dict:
+    """Masks and overlay of one image: ``tile=None`` at the segmenter's scale (``segment_scaled``),
+    ``True`` / ``False`` the expert modes (native-scale windows / the whole image resized)."""
     img = load_image(path)
-    wbc, nucleus = segment_maps(seg, img, threshold, tile, min_area_frac, window)
+    fs = None
+    if tile is None:
+        wbc, nucleus, fs = segment_scaled(seg, img, threshold, min_area_frac, um_per_px)
+    else:
+        wbc, nucleus = segment_maps(seg, img, threshold, tile, min_area_frac, window)
     stem = Path(path).stem
     save_png(Image.fromarray((wbc * 255).astype(np.uint8), "L"), out_dir / f"{stem}.mask.png", batch=True)
     if nucleus is not None:
@@ -76,6 +128,7 @@ def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: flo
         "tiled": tile,
         "wbc_fraction": float(wbc.mean()),
         "nucleus_fraction": float(nucleus.mean()) if nucleus is not None else None,
+        **(fs.as_json() if fs is not None else {}),
     }
 
 
@@ -87,7 +140,8 @@ class SegmentResult:
 
 
 def segment_paths(seg: TFLiteSegmenter, paths: Iterable[str | Path], out_dir: Path, threshold: float = MASK_THRESHOLD,
-                  tile: bool = False, min_area_frac: float = SPECK_FRAC, window: int | None = None) -> SegmentResult:
+                  tile: bool | None = False, min_area_frac: float = SPECK_FRAC, window: int | None = None,
+                  um_per_px: float | None = None) -> SegmentResult:
     """``segment_file`` for every image of ``paths`` (files and directories); bad images are listed, not fatal."""
     from ..data import iter_inputs
 
@@ -96,7 +150,7 @@ def segment_paths(seg: TFLiteSegmenter, paths: Iterable[str | Path], out_dir: Pa
     res = SegmentResult()
     for p in iter_inputs(paths):
         try:
-            res.files.append(segment_file(seg, p, out_dir, threshold, tile, min_area_frac, window))
+            res.files.append(segment_file(seg, p, out_dir, threshold, tile, min_area_frac, window, um_per_px))
             res.n += 1
         except ImageError as e:
             res.bad.append(str(e))

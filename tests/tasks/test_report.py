@@ -74,7 +74,7 @@ def test_page_figures_equal_the_json(counted):
 
     assert g.vals["data-sha256:classifier"] == f"sha256 {sha256_file(assets_dir() / 'bccd4_int8.tflite')}"
     assert g.vals["data-sha256:detector"] == f"sha256 {sha256_file(assets_dir() / 'smear_unet_int8.tflite')}"
-    assert g.vals["data-um:0"] == "not estimated"
+    assert g.vals["data-um:0"] == str(rep["images"][0]["um_per_px"])  # each field's red-cell estimate (issue 16)
     assert "embedded sample: BCCD test smears" in page and "Shenggan" in page  # the input and its credit
     assert "<svg" in page and page.count("<rect") == len(tot)  # one bar per class + uncertain
 

@@ -252,6 +252,7 @@ def test_segment_cli_writes_masks_at_input_size(tiny_unet, data_root, tmp_path):
             str(d / "int8.tflite"),
             "--out",
             str(tmp_path),
+            "--no-tile",  # the default resamples each field to the model's scale: slow for a 64 px test model
         ],
     )
     assert r.exit_code == 0, r.output
@@ -383,10 +384,11 @@ def test_count_tile_defaults_to_the_shipped_cell_segmenter(tiny_converted, data_
 
     monkeypatch.setattr(count_mod.SmearCounter, "__init__", init)
     field = str(data_root / "sigtuple/Test_data/029E137BB177.jpg")
-    for flags in (["--tile"], []):
+    for flags in (["--tile"], [], ["--no-tile"]):
         r = runner.invoke(app, ["count", field, *flags, "--classifier", str(tiny_converted / "int8.tflite")])
         assert r.exit_code == 0, r.output
-    assert used == [("wbc_unet_int8.tflite", True), ("smear_unet_int8.tflite", False)]
+    assert used == [("wbc_unet_int8.tflite", True), ("smear_unet_int8.tflite", None),
+                    ("smear_unet_int8.tflite", False)]
 
 
 def test_component_boxes_exclusive_max_and_area_floor():
@@ -416,11 +418,12 @@ def test_count_refuses_a_detector_without_a_wbc_map(tiny_unet, tiny_converted, t
 def test_count_eval_on_sigtuple_fields_uses_mask_components(data_root, tmp_path, monkeypatch):
     bench = _load_benchmark("count_eval")
     monkeypatch.setattr(
-        "sys.argv", ["x", "--dataset", "sigtuple", "--data", str(data_root), "--json", str(tmp_path / "s.json")]
+        "sys.argv",
+        ["x", "--dataset", "sigtuple", "--tile", "--data", str(data_root), "--json", str(tmp_path / "s.json")],
     )
     bench.main()
     r = json.loads((tmp_path / "s.json").read_text())
-    assert r["tiled"] and r["detector"] == "wbc_unet_int8.tflite" and r["smears"] == 13 and r["gt_wbc"] == 19
+    assert r["mode"] == "--tile" and r["detector"] == "wbc_unet_int8.tflite" and r["smears"] == 13 and r["gt_wbc"] == 19
     assert r["subtype_n"] == 0 and r["subtype_accuracy"] is None  # SigTuple fields have no subtype labels
     assert r["true_positives"] > 0  # the shipped cell model finds WBCs there (the BCCD detector finds none)
 
