@@ -230,21 +230,27 @@ def _join_error(cluster: Cluster, timeout: float) -> str:
 def _join(tf, cluster: Cluster, timeout: float):
     """Make the strategy and pass one all-reduce over every replica; a watchdog ends the process if that
     takes longer than ``timeout`` (TensorFlow itself would wait for a missing peer forever)."""
-    def expire():
-        sys.stderr.write(f"error: {_join_error(cluster, timeout)}\n")
-        sys.stderr.flush()
-        os._exit(2)
+    fired = threading.Event()
 
-    timer = threading.Timer(2 * timeout, expire)  # the barrier after the join
+    def expire():
+        if not fired.is_set():
+            fired.set()
+            sys.stderr.write(f"error: {_join_error(cluster, timeout)}\n")
+            sys.stderr.flush()
+        time.sleep(1.0)  # let a stderr filter thread pass the line on
+        os._exit(2)  # a normal exit can hang in TensorFlow's shutdown after a failed join
+
+    # TensorFlow's own register timeout (3x, a last resort) keeps its C++ wait interruptible; the
+    # watchdog (timeout) reports first, naming the worker and the chief's address
+    _coordination_timeout(tf, 3 * timeout)
+    timer = threading.Timer(timeout, expire)
     timer.daemon = True
-    _coordination_timeout(tf, timeout)
     timer.start()
     try:
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        except tf.errors.OpError as e:
-            raise ClusterError(_join_error(cluster, timeout) + f" ({type(e).__name__}: "
-                               f"{str(e.message).splitlines()[0][:160]})") from None
+        except tf.errors.OpError:  # TensorFlow's own deadline: the same report
+            expire()
         total = strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
         if int(total.numpy()) != strategy.num_replicas_in_sync:
             raise ClusterError(f"{cluster.name}: barrier saw {int(total.numpy())} replicas, expected "
