@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -76,3 +76,23 @@ def data_sample(out: Path = typer.Option(..., "--out", "-o", help="New or empty 
     for name, s in sets.items():
         out_console.print(f"{name}: {s['n']} images ({s['source']}; {s['license']})", highlight=False)
     out_console.print(f"{n} files -> {dest} (credits: {dest / 'CREDITS.md'})", highlight=False)
+
+
+@data_app.command("pack")
+def data_pack(
+    datasets: List[str] = typer.Argument(..., help="Dataset(s) to pack: bloodmnist, pbc128, bccd4, a folder; "
+                                                   "several sources must share their labels."),
+    out: Path = typer.Option(..., "--out", "-o", help="Pack directory (TFRecord shards + manifest.json)."),
+    shards: int = typer.Option(8, min=1, help="Shards per split and source (>= the number of workers)."),
+    size: Optional[int] = typer.Option(None, help="Image size in pixels (default: the dataset's)."),
+    repeat: int = typer.Option(1, min=1, help="Write train this many times (copies 2.. randomly augmented)."),
+    seed: int = typer.Option(0, min=0, help="Split seed (as `train --seed`) and shard shuffle."),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+):
+    """Write datasets as TFRecord shards with a manifest (counts, sha256s) for streaming training."""
+    from ..data.pack import write_pack
+
+    m = write_pack(list(datasets), out, size=size, shards=shards, repeat=repeat, seed=seed, data=data,
+                   log=lambda s: console.print(s, highlight=False))
+    total = sum(v["n"] for v in m["splits"].values())
+    out_console.print(f"{out}: {total:,} images in {len(m['shards'])} shards, manifest {out / 'manifest.json'}")

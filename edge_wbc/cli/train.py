@@ -86,6 +86,17 @@ def train(
     ),
     fold: Optional[int] = typer.Option(None, "--fold", min=0, help="With --folds: the test fold, 0 to folds-1."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+    strategy: str = typer.Option(
+        "default", help="tf.distribute strategy: default, mirrored (local GPUs or logical CPUs), multiworker "
+                        "(TF_CONFIG); see docs/training-distributed.md."),
+    local_workers: Optional[int] = typer.Option(
+        None, "--local-workers", min=1, help="Start N multiworker processes on this machine (127.0.0.1 ports)."),
+    devices: int = typer.Option(2, min=1, help="mirrored without a GPU: this many logical CPU devices."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/.backup."),
+    mixed_precision: bool = typer.Option(
+        False, "--mixed-precision", help="float16 compute on GPU (a no-op with a note on CPU); saved as float32."),
+    connect_timeout: float = typer.Option(
+        120.0, "--connect-timeout", min=1.0, help="multiworker: seconds to wait for every worker to join."),
 ):
     """Train a registered model; writes model.keras, model.json, history.csv, curves.png, metrics.json.
 
@@ -148,11 +159,18 @@ def train(
         init=str(init) if init else None,
         folds=folds,
         fold=fold,
+        strategy="multiworker" if local_workers else strategy,
+        devices=devices,
+        resume=resume,
+        mixed_precision=mixed_precision,
+        connect_timeout=connect_timeout,
     )
+    if local_workers and strategy not in ("default", "multiworker"):
+        fail(f"--local-workers runs --strategy multiworker, not {strategy!r}")
     from ..runtime.interpreter import quiet_native_stderr
 
     with quiet_native_stderr():  # TensorFlow's C++ log lines unless -v
-        metrics = run_training(hp, out, data=data, log=say)
+        metrics = run_training(hp, out, data=data, log=say, local_workers=local_workers)
     render.trained(metrics, out)
 
 

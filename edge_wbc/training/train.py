@@ -9,13 +9,15 @@ precision/recall, one-vs-rest AUC). It refuses to call a model done if it does n
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..data import Dataset, load_dataset
 from ..data.catalog import default_size
+from ..data.pack import is_pack
 from ..errors import DataError, SpecError
 from ..metrics.classification import classification_report
 from ..runtime.probs import keras_probs
@@ -56,6 +58,15 @@ class HParams:
     # the test split, a stratified slice of the other folds is val (None: the default split)
     folds: int | None = None
     fold: int | None = None
+    # scale-out (classifiers; docs/training-distributed.md): tf.distribute strategy, logical CPU devices for
+    # `mirrored` without a GPU, resume from OUT/.backup, float16 compute on GPU, seconds to wait for the cluster,
+    # shuffle buffer (records) when training from a pack
+    strategy: str = "default"
+    devices: int = 2
+    resume: bool = False
+    mixed_precision: bool = False
+    connect_timeout: float = 120.0
+    shuffle_buffer: int = 4096
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -71,12 +82,24 @@ class HParams:
         if self.epochs < 1 or self.batch < 1:
             raise SpecError(f"epochs and batch must be >= 1, got {self.epochs} and {self.batch}")
         check_kwargs(self.model, self.model_kwargs)  # also rejects an unknown model name
+        from .distributed import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise SpecError(f"invalid strategy {self.strategy!r}: valid choices are {', '.join(STRATEGIES)}")
+        if self.devices < 1 or self.shuffle_buffer < 1 or self.connect_timeout <= 0:
+            raise SpecError(f"devices, shuffle buffer and connect timeout must be > 0, got {self.devices}, "
+                            f"{self.shuffle_buffer} and {self.connect_timeout}")
+        if is_pack(self.dataset) and self.limit:
+            raise SpecError(f"--limit does not apply to a pack ({self.dataset}); pack fewer images instead")
         if get_model(self.model).task != "segmentation":
             for flag, on in (("--boundary-weight", self.boundary_weight), ("--refit", self.refit)):
                 if on:
                     raise SpecError(f"{flag} is for segmentation models; {self.model!r} is a classifier")
         elif self.folds is not None:
             raise SpecError(f"--folds is for classifiers on a folder tree; {self.model!r} is a segmentation model")
+        elif self.strategy != "default" or self.resume or self.mixed_precision or is_pack(self.dataset):
+            raise SpecError(f"--strategy, --resume, --mixed-precision and packs are for classifiers; {self.model!r} "
+                            "is a segmentation model")
         elif self.class_weights or self.label_smoothing:
             raise SpecError(
                 f"--class-weights and label smoothing are for classifiers; {self.model!r} is a segmentation model"
@@ -241,42 +264,34 @@ def load_best(keras, ckpt: Path):
     return keras.saving.load_model(ckpt, safe_mode=True, compile=False, custom_objects=custom_objects())
 
 
-def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:
-    keras, tf, out = setup(hp, out_dir, deterministic=True)
+@dataclass
+class Inputs:
+    """What :func:`train` feeds ``fit`` and evaluates on: in-memory arrays or a streamed pack."""
+
+    spec: ModelSpec
+    train_ds: object
+    val_ds: object
+    steps_per_epoch: int | None
+    n: dict  # images per split
+    train_counts: np.ndarray  # per class
+    evaluate: Callable  # (model, split) -> (probs, labels)
+    pack: object = None
+
+
+def array_inputs(hp: HParams, tf, ctx, data=None, log=print) -> Inputs:
+    """Load the dataset into memory (the loaders) and feed it through ``from_tensor_slices``."""
     t0 = time.time()
     spec, ds = load_for_training(hp, data)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{hp.dataset}: train ({len(tr)}) and val ({len(va)}) must not be empty")
-    log(
-        f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {spec.input_height}px, "
-        f"{len(spec.labels)} classes ({time.time() - t0:.1f}s)"
-    )
-
-    model = build_model(hp.model, spec, **hp.model_kwargs)
-    if hp.init:
-        n, skipped = init_from(model, hp.init, keras)
-        log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
-    binary = spec.task == "binary"
-    opt = make_optimizer(hp, int(np.ceil(len(tr) / hp.batch)), keras)
-    if binary:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
+    log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {spec.input_height}px, "
+        f"{len(spec.labels)} classes ({time.time() - t0:.1f}s)")
+    if spec.task == "binary":
         y_tr, y_va = tr.labels.astype(np.float32), va.labels.astype(np.float32)
     else:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
         k = spec.num_classes
         y_tr, y_va = np.eye(k, dtype=np.float32)[tr.labels], np.eye(k, dtype=np.float32)[va.labels]
-    model.compile(
-        optimizer=opt,
-        loss=loss,
-        metrics=["accuracy"] if not binary else [keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
-
-    class_weight = None
-    if hp.class_weights == "balanced":
-        counts = np.bincount(tr.labels, minlength=spec.num_classes).astype(float)
-        class_weight = {i: float(len(tr) / (spec.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
-
     train_ds = tf.data.Dataset.from_tensor_slices((tr.images, y_tr)).shuffle(
         len(tr), seed=hp.seed, reshuffle_each_iteration=True
     )
@@ -285,37 +300,154 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
         train_ds = train_ds.map(_augment_fn(tf, spec.input_height, spec.input_width, hp.seed, hp.jitter))
     train_ds = train_ds.prefetch(2)
     val_ds = tf.data.Dataset.from_tensor_slices((va.images.astype(np.float32), y_va)).batch(256)
+    if ctx.num_workers > 1:  # every worker holds the same seeded arrays and keeps its share of each batch
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+    splits = {"train": tr, "val": va, "test": te}
 
-    ckpt = out / "model.keras"
+    def evaluate(model, split):
+        sp = splits[split]
+        probs = keras_probs(model, sp.images, spec) if len(sp) else np.zeros((0, spec.num_classes))
+        return probs, sp.labels
+
+    return Inputs(spec, train_ds, val_ds, None, {k: len(v) for k, v in splits.items()},
+                  np.bincount(tr.labels, minlength=spec.num_classes).astype(float), evaluate)
+
+
+def pack_inputs(hp: HParams, tf, ctx, log=print) -> Inputs:
+    """Stream a pack (``--dataset PACK_DIR``) through tf.data (:mod:`edge_wbc.training.streaming`)."""
+    from .streaming import eval_dataset as stream
+    from .streaming import open_pack, predict_split, train_dataset
+
+    t0 = time.time()
+    pack = open_pack(hp.dataset)  # checks every shard's sha256
+    if hp.size and hp.size != pack.size:
+        raise SpecError(f"--size {hp.size}: the pack {hp.dataset} holds {pack.size} px images; re-pack with "
+                        f"--size {hp.size}")
+    spec = make_spec(replace(hp, size=pack.size), pack.labels)
+    n = {s: pack.n(s) for s in ("train", "val", "test")}
+    if not n["train"] or not n["val"]:
+        raise DataError(f"{hp.dataset}: train ({n['train']}) and val ({n['val']}) must not be empty")
+    k = 1 if spec.task == "binary" else spec.num_classes
+    aug = _augment_fn(tf, spec.input_height, spec.input_width, hp.seed, hp.jitter) if hp.augment else None
+    train_ds = train_dataset(tf, pack, hp, ctx.rank, ctx.num_workers, k, aug)
+    log(f"data: pack {hp.dataset} ({', '.join(pack.sources)}) train {n['train']} val {n['val']} test {n['test']} "
+        f"at {pack.size}px, {len(spec.labels)} classes, {len(pack.files('train'))} train shards "
+        f"(sha256 checked in {time.time() - t0:.1f}s)")
+    return Inputs(spec, train_ds, stream(tf, pack, "val", k), int(np.ceil(n["train"] / hp.batch)), n,
+                  pack.counts("train"), lambda model, split: predict_split(tf, model, pack, split, spec), pack)
+
+
+def float32_copy(model, hp: HParams, spec: ModelSpec, keras):
+    """The same architecture and weights under the float32 policy (what the converters get)."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    clean = build_model(hp.model, spec, **hp.model_kwargs)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:
+    from .checkpoint import backup_callback, prepare_backup, remove_backup
+    from .distributed import make_context, patch_keras_multiworker
+
+    ctx = make_context(hp, log)  # devices and strategy first: TensorFlow must not have run an op yet
+    keras, tf, work = setup(hp, ctx.work_dir(Path(out_dir)), deterministic=True)
+    if not ctx.is_chief:
+        log = lambda s: None  # noqa: E731  (the chief reports; the others stay quiet)
+    t0 = time.time()
+    backup_dir, done = prepare_backup(hp, work, log)  # refuse a foreign or forgotten checkpoint before loading
+    inputs = pack_inputs(hp, tf, ctx, log) if is_pack(hp.dataset) else array_inputs(hp, tf, ctx, data, log)
+    spec = inputs.spec
+    if ctx.name != "default":
+        log(f"strategy: {ctx.name}, {ctx.num_workers} worker(s), {ctx.replicas} replica(s), global batch "
+            f"{hp.batch} ({hp.batch / ctx.replicas:g} per replica)")
+
+    with ctx.strategy.scope():
+        model = build_model(hp.model, spec, **hp.model_kwargs)
+        if hp.init:
+            n, skipped = init_from(model, hp.init, keras)
+            log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
+        binary = spec.task == "binary"
+        opt = make_optimizer(hp, inputs.steps_per_epoch or int(np.ceil(inputs.n["train"] / hp.batch)), keras)
+        if binary:
+            loss = keras.losses.BinaryCrossentropy(label_smoothing=hp.label_smoothing)
+        else:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing)
+        model.compile(
+            optimizer=opt,
+            loss=loss,
+            metrics=["accuracy"] if not binary else [keras.metrics.BinaryAccuracy(name="accuracy")],
+        )
+    patch_keras_multiworker(model, ctx.strategy)
+
+    class_weight = None
+    if hp.class_weights == "balanced":
+        counts = inputs.train_counts
+        class_weight = {i: float(counts.sum() / (spec.num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+    ckpt = work / "model.keras"
+    backup = backup_callback(keras, backup_dir)
     callbacks = [
         *ema_callbacks(hp, keras),
+        backup,
         keras.callbacks.ModelCheckpoint(str(ckpt), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=hp.patience, restore_best_weights=True),
     ]
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=hp.epochs, class_weight=class_weight, shuffle=False,
-                    callbacks=callbacks, verbose=verbose)
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    try:
+        model.fit(inputs.train_ds, validation_data=inputs.val_ds, epochs=hp.epochs, class_weight=class_weight,
+                  steps_per_epoch=inputs.steps_per_epoch, shuffle=False, callbacks=callbacks,
+                  verbose=verbose if ctx.is_chief else 0)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        if inputs.pack is None:
+            raise
+        from .streaming import find_bad_shard
+
+        bad = find_bad_shard(tf, inputs.pack)
+        if bad is None:
+            raise
+        raise DataError(f"{bad[0]}: bad record ({bad[1]}); training stopped") from e
+    history = {k: [float(v) for v in vals] for k, vals in backup.history.items()}
     train_s = time.time() - t0
+    remove_backup(backup_dir)
+    if not ctx.is_chief:  # only the chief writes artifacts; a worker's scratch folder goes
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        return {"worker": ctx.rank, "epochs_run": len(history.get("loss", []))}
 
     model = load_best(keras, ckpt)  # save_artifacts re-saves it without the optimizer state: a third of the size
-    probs = keras_probs(model, te.images, spec) if len(te) else np.zeros((0, spec.num_classes))
-    val_probs = keras_probs(model, va.images, spec)
-    report = classification_report(te.labels, probs, spec.labels) if len(te) else {}
-    val_acc = float((val_probs.argmax(1) == va.labels).mean())
-    chance = float(np.bincount(va.labels, minlength=spec.num_classes).max() / len(va))
+    model = float32_copy(model, hp, spec, keras)
+    probs, y_te = inputs.evaluate(model, "test")
+    val_probs, y_va = inputs.evaluate(model, "val")
+    report = classification_report(y_te, probs, spec.labels) if len(y_te) else {}
+    val_acc = float((val_probs.argmax(1) == y_va).mean())
+    chance = float(np.bincount(y_va, minlength=spec.num_classes).max() / len(y_va))
     best_epoch = int(np.argmax(history["val_accuracy"])) + 1
+    steady = history["epoch_seconds"][1:] or history["epoch_seconds"]
+    steps = inputs.steps_per_epoch or int(np.ceil(inputs.n["train"] / hp.batch))
+    dist = ctx.describe(hp.batch) | {
+        "resumed_after_epoch": done, "steps_per_epoch": steps,
+        "epoch_seconds": [round(v, 2) for v in history["epoch_seconds"]],
+        "step_ms": round(1000 * float(np.median(steady)) / steps, 2),
+        "rss_mb": [round(v, 1) for v in history["rss_mb"]],
+        "input": "pack (tf.data stream)" if inputs.pack is not None else "arrays in memory",
+    }
     metrics = {
         "model": hp.model, "dataset": hp.dataset, "split": "test" if hp.folds is None else f"fold {hp.fold}/{hp.folds}",
         "val_accuracy": val_acc,
         "majority_class_val_accuracy": chance, "beats_chance": val_acc > chance + 0.05,
         "best_epoch": best_epoch, "epochs_run": len(history["loss"]), "train_seconds": round(train_s, 1),
-        "params": int(model.count_params()), "hparams": asdict(hp), **report,
+        "params": int(model.count_params()), "strategy": ctx.name, "workers": ctx.num_workers,
+        "distributed": dist, "hparams": asdict(hp), **report,
     }
     spec = spec.replace(
         metrics={k: metrics.get(k) for k in ("accuracy", "macro_f1", "auc_ovr", "val_accuracy", "n")}
         | {"split": metrics["split"]}
     )
-    save_artifacts(out, model, spec, metrics, history, confusion=report["confusion"] if report else None)
+    save_artifacts(work, model, spec, metrics, history, confusion=report["confusion"] if report else None)
     if not metrics["beats_chance"]:
         log(f"WARNING: val accuracy {val_acc:.3f} does not beat the majority class ({chance:.3f}) by 5 pt; "
             "do not convert or ship this model")
