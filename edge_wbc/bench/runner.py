@@ -248,7 +248,8 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
     if base.crop == "wbc":  # a field model: the WBC-centred crops of its sources (cached)
         from ..tasks.cellsets import load_for_spec
 
-        ds = load_for_spec(dataset_name, base, data=cfg.data, seed=base.split_seed)
+        ds = load_for_spec(dataset_name, base, data=cfg.data, seed=base.split_seed, only=cfg.split,
+                           subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
     else:
         ds = load_dataset(
             dataset_name,

@@ -134,6 +134,25 @@ def load_for_spec(name: str, spec, data=None, seed: int = 0, **kw) -> Dataset:
     (``name`` is a comma-separated list of cell sources), else :func:`edge_wbc.data.load_dataset`."""
     if spec is not None and spec.crop == "wbc":
         sources = [s for s in name.split(",") if s]
-        cc = load_cell_crops(sources, data, seed, spec.crop_ratio, spec.crop_model)
+        only, sub = kw.get("only"), kw.get("subsample")
+        if only or sub:  # a few cells of one split (bench --limit): crop only those, no cache
+            items = list_cells(sources, data, seed)
+            keep = np.asarray(items.splits) == only if only else np.ones(len(items), bool)
+            if sub:
+                n, s = sub
+                rng = np.random.default_rng(s)
+                idx = np.flatnonzero(keep)
+                y = np.asarray(items.labels)[idx]
+                picked = []  # stratified: round-robin over the classes, each shuffled
+                pools = {c: list(rng.permutation(idx[y == c])) for c in np.unique(y)}
+                while len(picked) < min(n, len(idx)):
+                    for c in pools:
+                        if pools[c] and len(picked) < n:
+                            picked.append(pools[c].pop())
+                keep = np.zeros(len(items), bool)
+                keep[picked] = True
+            cc = crop_items(items.select(keep), spec.crop_ratio, spec.crop_model, cache=False)
+        else:
+            cc = load_cell_crops(sources, data, seed, spec.crop_ratio, spec.crop_model)
         return crops_dataset(cc, (spec.input_height, spec.input_width), name)
     return load_dataset(name, spec, data=data, seed=seed, **kw)

@@ -336,7 +336,7 @@ def test_run_bench_rows_jobs_and_skipped_variants(toy_bench, tmp_path):
     assert r0["gzip_bytes"] == runner_mod._gzip_size(ok) and r0["gzip_bytes"] > 0
     assert r0["input_dtype"] == "uint8" and r0["macs"] == 2_000_000 and r0["batch_note"] == "note"
     assert r0["gmac_per_s"] == pytest.approx(2e6 / 2e-3 / 1e9)  # 1.0 GMAC/s
-    assert "not_a_row_key" not in r0 and "interpreter" not in r0
+    assert "not_a_row_key" not in r0 and r0["interpreter"] == "fake"
     assert rows[2]["path"] == str(other_labels) and rows[2]["size_bytes"] == len(b"model-labels.tflite")
     assert {k: rep["config"][k] for k in ("threads", "runs", "warmup", "batch", "limit")} == {
         "threads": [1, 2], "runs": 9, "warmup": 3, "batch": 4, "limit": None}

@@ -27,7 +27,7 @@ def test_classify_folder_writes_csv(tiny_converted, pbc_files, tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(out.open()))
     labels = json.loads((tiny_converted / "model.json").read_text())["labels"]
-    assert list(rows[0].keys()) == ["file", "prediction", "confidence", *labels, "error"]
+    assert list(rows[0].keys()) == ["file", "prediction", "confidence", *labels, "flag", "error"]
     assert len(rows) == 16
     for row in rows:  # the tiny model has no calibrated rule: temperature 1, uncertain below 0.5
         probs = np.array([float(row[c]) for c in labels])

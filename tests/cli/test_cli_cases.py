@@ -196,10 +196,11 @@ def test_bench_android_assets_groups_by_dataset_without_failed_rows(data_root, t
     r = run("bench", "--models", ASSETS, "--limit", 8, "--runs", 1, "--warmup", 0, "--json", js)
     rep = json.loads(js.read_text())
     assert r.exit_code == 0, r.output
-    assert [row["status"] for row in rep["rows"]] == ["ok"] * len(rep["rows"]) and len(rep["rows"]) == 13
+    assert [row["status"] for row in rep["rows"]] == ["ok"] * len(rep["rows"]) and len(rep["rows"]) == 16
     groups = {g["group"]: g for g in rep["groups"]}
     assert set(groups) == {"bloodmnist", "bccd2", "bccd4", "pbc128 128x128", "pbc128 64x64",
-                           "pbc128 112x112"}
+                           "pbc128 112x112", "pbc128,bccd,wbcseg"}
+    assert groups["pbc128,bccd,wbcseg"]["reference"] == "keras"  # the field model: wbc_field.keras
     assert groups["bloodmnist"]["reference"] == "keras"
     assert groups["bccd4"]["reference"] == "bccd4_float16.tflite"
     assert all(g["reference"] for g in rep["groups"]) and "reference: None" not in r.output
@@ -222,7 +223,7 @@ def test_models_lists_the_shipped_models_and_short_names_work(crops):
 
 
 def test_the_hint_when_inputs_are_far_from_the_training_images(crops, smear):
-    r = run("classify", crops, code=0)  # BCCD crops given to the BloodMNIST (PBC) default: bluer, flatter
+    r = run("classify", crops, "-m", "bloodmnist_int8", code=0)  # BCCD crops to the BloodMNIST (PBC) model
     assert "hint: bloodmnist_int8 was trained on bloodmnist crops (28-363 px); these inputs are unlike them in " \
            "colour and contrast" in r.output
     assert "try -m bccd4_int8" in r.output
@@ -234,7 +235,7 @@ def test_the_hint_when_inputs_are_far_from_the_training_images(crops, smear):
 
 def test_no_hint_for_pbc_cells_on_the_bloodmnist_model(pbc_files):
     files = [f for fs in pbc_files.values() for f in fs[:2]]  # BloodMNIST is PBC downsampled: the same look
-    r = run("classify", *files, code=0)
+    r = run("classify", *files, "-m", "bloodmnist_int8", code=0)
     assert "hint:" not in r.output
 
 
