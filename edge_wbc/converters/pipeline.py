@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Dataset
+from ..data import Dataset, load_dataset
 from ..errors import DataError, ModelError
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..runtime import TFLiteClassifier, TFLiteSegmenter, interpreter_backend
@@ -224,10 +224,12 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     loaded: list[Dataset] = [] if override is None else [override]
 
     def dataset() -> Dataset:  # ``override``, or the spec's dataset on first use
-        if not loaded:
+        if not loaded and spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
             from ..tasks.cellsets import load_for_spec
 
             loaded.append(load_for_spec(spec.dataset, spec, data=data, seed=split_seed))
+        elif not loaded:
+            loaded.append(load_dataset(spec.dataset, spec, data=data, seed=split_seed))
         return loaded[0]
 
     calib_imgs = None

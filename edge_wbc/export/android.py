@@ -198,15 +198,16 @@ def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: 
     one; else a threshold is chosen on val from the 0.50-0.99 grid (temperature 1); ``threshold``
     (``--uncertain-below``) overrides either.
     """
+    from ..data import load_dataset
     from ..errors import DataError
     from ..metrics.classification import macro_f1
     from ..runtime import TFLiteClassifier
     from ..tasks.calibrate import choose_threshold
 
     try:
-        from ..tasks.cellsets import load_for_spec
-
-        ds = load_for_spec(spec.dataset, spec, data=data, seed=spec.split_seed)
+        if spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
+            from ..tasks.cellsets import load_for_spec as load_dataset  # noqa: F811
+        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed)
     except DataError as e:
         raise DataError(f"{e} (evaluation needs the {spec.dataset} data; --no-eval skips it)") from None
     clf = TFLiteClassifier(tflite, spec=spec)

@@ -78,14 +78,15 @@ def calibrate_classifier(model: str | Path, target: float = CALIBRATE_TARGET, da
     Only the rule's own fields change, inside whatever JSON is beside the model (a bundle keeps its
     ``format``, ``sha256``, ``labels_file`` ...), atomically: see :func:`edge_wbc.runtime.rule.write_rule`.
     """
+    from ..data import load_dataset
     from ..runtime import TFLiteClassifier
     from ..runtime.rule import write_rule
     from ..spec import spec_path_for
 
     clf = TFLiteClassifier(model)  # a segmentation model is refused here, before any data is read
-    from .cellsets import load_for_spec
-
-    val = load_for_spec(clf.spec.dataset, clf.spec, data=data, seed=clf.spec.split_seed).split("val")
+    if clf.spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
+        from .cellsets import load_for_spec as load_dataset  # noqa: F811
+    val = load_dataset(clf.spec.dataset, clf.spec, data=data, seed=clf.spec.split_seed).split("val")
     p = clf.predict(val.images)
     t = fit_temperature(p, val.labels)
     q = apply_temperature(p, t)

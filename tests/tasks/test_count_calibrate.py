@@ -56,7 +56,8 @@ def _counter(rows, uncertain_below=0.6, temperature=1.0):
     prob[14, 0] = 0.4  # below the mask threshold: no cell
     sc = object.__new__(cnt.SmearCounter)
     sc.det, sc.clf = StandInDetector(prob), StandInClassifier(rows)
-    sc.tile, sc.window, sc.threshold = False, None, 0.5
+    sc.tile, sc.window, sc.threshold = False, None, 0.5  # tile=False: the detector as it is, scale only reported
+    sc.um_per_px, sc.det_um, sc.cell, sc.cell_um = None, 0.25, None, None
     sc.temperature, sc.uncertain_below = temperature, uncertain_below
     sc.rule = UncertainRule(temperature, uncertain_below)
     sc.answerer = CellAnswerer(sc.clf, rule=sc.rule)

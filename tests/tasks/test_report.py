@@ -72,7 +72,7 @@ def test_page_figures_equal_the_json(counted):
     assert g.vals["data-k:version"] == __version__
     from edge_wbc.assets import assets_dir
 
-    assert g.vals["data-sha256:classifier"] == f"sha256 {sha256_file(assets_dir() / 'bccd4_int8.tflite')}"
+    assert g.vals["data-sha256:classifier"] == f"sha256 {sha256_file(assets_dir() / 'wbc_field_int8.tflite')}"
     assert g.vals["data-sha256:detector"] == f"sha256 {sha256_file(assets_dir() / 'smear_unet_int8.tflite')}"
     assert g.vals["data-um:0"] == str(rep["images"][0]["um_per_px"])  # each field's red-cell estimate (issue 16)
     assert "embedded sample: BCCD test smears" in page and "Shenggan" in page  # the input and its credit
@@ -121,17 +121,15 @@ def test_many_fields_become_thumbnails_and_memory_stays_bounded():
     assert fi.images[-1] is None  # past the limit nothing is kept
 
 
-def test_unwritable_report_is_one_error_and_json_csv_are_written(tmp_path):
+def test_unwritable_report_is_refused_before_any_work(tmp_path):
     (tmp_path / "afile").write_text("x")
     bad = tmp_path / "afile" / "r.html"  # parent is a file: cannot be created, even as root
     r = CliRunner().invoke(app, ["count", "--json", str(tmp_path / "c.json"), "--csv", str(tmp_path / "c.csv"),
                                  "--report", str(bad)])
     assert r.exit_code == 2
     err = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert len(err) == 1 and f"--report {bad}: cannot write the HTML report" in err[0]
-    assert f"--json {tmp_path / 'c.json'}" in err[0] and "written" in err[0]
-    assert len(json.loads((tmp_path / "c.json").read_text())["images"]) == 4
-    assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
+    assert len(err) == 1 and f"--report {bad}" in err[0] and "is a file, not a directory" in err[0]
+    assert not (tmp_path / "c.json").exists() and not (tmp_path / "c.csv").exists()  # checked before any work
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),

@@ -321,7 +321,8 @@ def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
     )
     assert r.exit_code == 1, r.output  # the broken smear is reported, the others counted
     rep = json.loads((tmp_path / "c.json").read_text())
-    assert set(rep) == {"images", "totals", "percent"}
+    assert set(rep) == {"images", "totals", "percent", "differential", "n_answered", "n_uncertain", "reliable",
+                        "min_answered"}
     ok = [i for i in rep["images"] if "error" not in i]
     assert len(ok) == 2 and {(i["width"], i["height"]) for i in ok} == {(640, 480)}
     for im in ok:
