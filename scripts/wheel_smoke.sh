@@ -67,7 +67,7 @@ tb=$(date +%s)
 run bench --runs 50 --warmup 5 --json "$T/run/bench.json" >"$T/run/bench.out" 2>"$T/run/bench.err" \
   || { cat "$T/run/bench.out" "$T/run/bench.err"; die "bench failed"; }
 log "bench in $(( $(date +%s) - tb )) s"
-run classify -o "$T/run/classify.csv" 2>"$T/run/classify.err" || { cat "$T/run/classify.err"; die "classify failed"; }
+run classify --csv "$T/run/classify.csv" 2>"$T/run/classify.err" || { cat "$T/run/classify.err"; die "classify failed"; }
 run count --json "$T/run/count.json" --report "$T/run/report.html" >/dev/null 2>"$T/run/count.err" \
   || { cat "$T/run/count.err"; die "count failed"; }
 run segment --out "$T/run/seg" >/dev/null 2>"$T/run/segment.err" || { cat "$T/run/segment.err"; die "segment failed"; }
