@@ -24,6 +24,7 @@ class CellPrediction:
     probs: np.ndarray
     find: WBCFind | None = None
     input_size: tuple[int, int] | None = None  # (width, height) of the pixels the model's input was resized from
+    pixels: np.ndarray | None = None  # the model's input (H, W, C) uint8, for quality checks
 
 
 class TFLiteClassifier(TFLiteModel):
@@ -84,13 +85,10 @@ class TFLiteClassifier(TFLiteModel):
         """One decoded image through the spec's preprocessing (the WBC-centred crop of a 'wbc' model)."""
         if self.spec.crop == "wbc":
             crop, find = canonical_crop(img, self.segmenter(), self.spec.crop_ratio)
-            return CellPrediction(self.predict(resize_image(crop, self.spec)[None])[0], find, crop.size)
-        return CellPrediction(self.predict(preprocess(img, self.spec)[None])[0], None, img.size)
-
-    def predict_path(self, path: str | Path) -> CellPrediction:
-        if self.spec.crop == "wbc":
-            return self.predict_image(load_image(path))
-        return CellPrediction(self.predict_file(path), None)
+            x = resize_image(crop, self.spec)
+            return CellPrediction(self.predict(x[None])[0], find, crop.size, x)
+        x = preprocess(img, self.spec)
+        return CellPrediction(self.predict(x[None])[0], None, img.size, x)
 
     def predict_file(self, path: str | Path) -> np.ndarray:
         if self.spec.crop == "wbc":

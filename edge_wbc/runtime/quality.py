@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from PIL import Image
 
 FLAGS = ("too_small", "grayscale", "exposure", "blur", "noise", "no_wbc", "not_a_single_cell", "low_confidence")
 
@@ -114,6 +113,3 @@ def fit_limits(per_source: dict[str, list[dict]], margin: float = 0.5) -> Qualit
         field_min_side=d.field_min_side,
     )
 
-
-def resize_for(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    return np.asarray(img.convert("RGB").resize(size, Image.Resampling.BICUBIC))

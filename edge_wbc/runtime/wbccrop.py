@@ -115,12 +115,10 @@ _SEGMENTERS: dict[tuple[str, int], object] = {}
 
 def crop_segmenter(name_or_path: str | Path, num_threads: int = 1):
     """The segmenter a ``crop: "wbc"`` spec names (a shipped model's name or a path), loaded once per process."""
-    from ..assets import assets_dir
+    from ..assets import resolve_model
     from .segmenter import TFLiteSegmenter
 
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = assets_dir() / f"{Path(name_or_path).stem}.tflite"
+    path = resolve_model(name_or_path)
     key = (str(path), num_threads)
     if key not in _SEGMENTERS:
         _SEGMENTERS[key] = TFLiteSegmenter(path, num_threads=num_threads)

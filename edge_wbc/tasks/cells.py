@@ -18,11 +18,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError
-from ..preprocess import load_image, preprocess, resize_image
+from ..preprocess import load_image
 from ..runtime import TFLiteClassifier
 from ..runtime.quality import QualityLimits, find_flags, image_flags
 from ..runtime.rule import UNCERTAIN
-from ..runtime.wbccrop import canonical_crop
 
 
 @dataclass
@@ -42,15 +41,8 @@ class CellAnswerer:
 
     def answer_image(self, img: Image.Image) -> CellAnswer:
         spec = self.clf.spec
-        find = None
-        if spec.crop == "wbc":
-            crop, find = canonical_crop(img, self.clf.segmenter(), spec.crop_ratio)
-            x = resize_image(crop, spec)
-            side = min(crop.size)
-        else:
-            x = preprocess(img, spec)
-            side = min(img.size)
-        raw = self.clf.predict(x[None])[0]
+        pred = self.clf.predict_image(img)
+        raw, find, x, side = pred.probs, pred.find, pred.pixels, min(pred.input_size)
         if not self.abstain:
             k = int(raw.argmax())
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)

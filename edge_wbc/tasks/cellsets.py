@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..data import Dataset, Split, load_dataset
 from ..data.cells import VOCAB, CellItems, list_cells
+from ..data.containers import sample_indices
 from ..data.roots import cache_dir
 from ..errors import ImageError
 from ..preprocess import load_image
@@ -138,19 +139,10 @@ def load_for_spec(name: str, spec, data=None, seed: int = 0, **kw) -> Dataset:
         if only or sub:  # a few cells of one split (bench --limit): crop only those, no cache
             items = list_cells(sources, data, seed)
             keep = np.asarray(items.splits) == only if only else np.ones(len(items), bool)
-            if sub:
-                n, s = sub
-                rng = np.random.default_rng(s)
+            if sub:  # the project's stratified, seeded sample (as bench --limit takes of every dataset)
                 idx = np.flatnonzero(keep)
-                y = np.asarray(items.labels)[idx]
-                picked = []  # stratified: round-robin over the classes, each shuffled
-                pools = {c: list(rng.permutation(idx[y == c])) for c in np.unique(y)}
-                while len(picked) < min(n, len(idx)):
-                    for c in pools:
-                        if pools[c] and len(picked) < n:
-                            picked.append(pools[c].pop())
                 keep = np.zeros(len(items), bool)
-                keep[picked] = True
+                keep[idx[sample_indices(np.asarray(items.labels)[idx], min(sub[0], len(idx)), sub[1])]] = True
             cc = crop_items(items.select(keep), spec.crop_ratio, spec.crop_model, cache=False)
         else:
             cc = load_cell_crops(sources, data, seed, spec.crop_ratio, spec.crop_model)

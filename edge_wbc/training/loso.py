@@ -23,7 +23,8 @@ import numpy as np
 from ..data.cells import VOCAB
 from ..defaults import CALIBRATE_TARGET
 from ..fileio import atomic_write_text
-from ..metrics.classification import ece
+from ..metrics.classification import ece, per_class
+from ..runtime.rule import apply_temperature
 from .field import FieldHParams, train_field
 
 SHOTS = (10, 25, 50)
@@ -32,19 +33,13 @@ SHOTS = (10, 25, 50)
 def summarize(probs: np.ndarray, y: np.ndarray, temperature: float = 1.0, threshold: float = 0.0) -> dict:
     """Top-1, macro-F1 and recall over the classes present in ``y``, ECE, and the abstention figures:
     coverage (share answered) and answered-wrong (share of all cells given a wrong class)."""
-    from ..tasks.calibrate import apply_temperature
-
     y = np.asarray(y)
     p = apply_temperature(np.asarray(probs, np.float64), temperature)
     pred, conf = p.argmax(1), p.max(1)
     present = sorted(set(y.tolist()))
-    rec, f1 = {}, []
-    for c in present:
-        tp = int(((pred == c) & (y == c)).sum())
-        fp = int(((pred == c) & (y != c)).sum())
-        fn = int(((pred != c) & (y == c)).sum())
-        rec[VOCAB[c]] = tp / max(1, tp + fn)
-        f1.append(2 * tp / max(1, 2 * tp + fp + fn))
+    _, rec_all, f1_all = per_class(y, pred, len(VOCAB))
+    rec = {VOCAB[c]: float(rec_all[c]) for c in present}
+    f1 = [f1_all[c] for c in present]
     answered = conf >= threshold
     return {
         "n": int(len(y)),
@@ -114,8 +109,6 @@ def run_loso(sources, out: str | Path, base: FieldHParams | None = None, data=No
         xv = to_model_size(cc.x[val_m], size)
         pv = model.predict(xv, batch_size=256, verbose=0)
         temp = fit_temperature(pv, y[val_m])
-        from ..tasks.calibrate import apply_temperature
-
         pvt = apply_temperature(pv, temp)
         choice = choose_threshold(pvt.max(1), pvt.argmax(1) == y[val_m], target)
         hm = src == s
