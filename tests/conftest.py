@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _data_root() -> Path | None:
     for cand in (os.environ.get("EDGE_WBC_DATA"), REPO.parent / "shared" / "data"):
         if cand and (Path(cand) / "bloodmnist" / "bloodmnist.npz").is_file():
-            return Path(cand)
+            return Path(cand).resolve()
     return None
 
 

@@ -28,13 +28,13 @@ def data_root(explicit: str | Path | None = None) -> Path:
         p = Path(explicit).expanduser()
         if not p.is_dir():
             raise DataError(f"--data {p}: no such directory")
-        return p
+        return p.resolve()
     env = os.environ.get(ENV_VAR)
     if env:
         p = Path(env).expanduser()
         if not p.is_dir():
             raise DataError(f"{ENV_VAR}={env}: no such directory")
-        return p
+        return p.resolve()
     return cache_dir()
 
 

@@ -20,7 +20,7 @@ def blast_tree(tmp_path_factory, data_root):
     for name, y in (("blast", 1), ("normal", 0)):
         (root / name).mkdir()
         for f in sorted(src.glob(f"Im*_{y}.png"))[:6]:
-            (root / name / f.name).symlink_to(f)
+            (root / name / f.name).symlink_to(f.resolve())
     return root
 
 
