@@ -298,6 +298,29 @@ def make_context(hp, log=print) -> RunContext:
                       tuple(strategy.extended.worker_devices), cluster, mixed, tuple(notes))
 
 
+def sync_batchnorm(model, replicas: int) -> int:
+    """Give every BatchNormalization layer the statistics of the global batch when ``replicas`` > 1.
+
+    Without this, each replica normalizes with its own share of the batch (32 images of 64 on two
+    replicas), so a two-replica run computes a different model from a one-replica run of the same
+    recipe. Keras' ``synchronized`` all-reduces the sums under a tf.distribute strategy and is a no-op
+    outside one (inference and the converters are unaffected). Returns how many layers it set.
+    """
+    if replicas <= 1:
+        return 0
+    import keras
+
+    n = 0
+    stack = list(getattr(model, "layers", []))
+    while stack:  # nested models (a backbone inside a field model) too
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            n += 1
+        stack.extend(getattr(layer, "layers", []))
+    return n
+
+
 def patch_keras_multiworker(model, strategy) -> None:
     """Work around two Keras 3.15 bugs under ``MultiWorkerMirroredStrategy`` (no effect on other strategies).
 

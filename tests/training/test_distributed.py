@@ -89,6 +89,7 @@ def test_two_local_workers_train_and_only_the_chief_writes(tmp_path, data_root):
     assert (m["strategy"], m["workers"]) == ("multiworker", 2)
     d = m["distributed"]
     assert (d["replicas"], d["global_batch"], d["per_replica_batch"], d["local_workers"]) == (2, 32, 16.0, 2)
+    assert d["sync_batchnorm_layers"] == 1  # tiny's one BatchNormalization sees the global batch
     assert m["epochs_run"] == 1 and m["n"] == 128
     assert any(ln.startswith("strategy: multiworker, 2 worker(s)") for ln in lines)
     names = {p.name for p in tmp_path.iterdir()}
@@ -163,3 +164,39 @@ def test_mixed_precision_model_is_saved_as_float32():
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 3)).astype("float32")
     np.testing.assert_allclose(clean.predict(x, verbose=0), mixed.predict(x, verbose=0), atol=2e-2)
     assert float32_copy(clean, HParams(model="tiny"), spec, keras) is clean
+
+
+SYNC_BN = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from edge_wbc.training.distributed import sync_batchnorm
+x = np.random.default_rng(0).normal(2.0, 3.0, (8, 4, 4, 3)).astype("float32")
+x[:4] += 5.0  # the two halves have different statistics
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+out = {}
+for sync in (False, True):
+    with strategy.scope():
+        inner = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.BatchNormalization(momentum=0.0)])
+        model = keras.Sequential([keras.Input((4, 4, 3)), inner])  # nested, as in a field model
+        n = sync_batchnorm(model, 2 if sync else 1)
+    ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(x).batch(8))
+    y = strategy.run(lambda b: model(b, training=True), args=(next(iter(ds)),))
+    y = np.concatenate([t.numpy() for t in strategy.experimental_local_results(y)])
+    ref = keras.layers.BatchNormalization()(x, training=True).numpy()  # one device, the whole batch
+    out[str(sync)] = {"n": n, "err": float(np.abs(y - ref).max())}
+print(json.dumps(out))
+"""
+
+
+def test_sync_batchnorm_gives_two_replicas_the_statistics_of_the_global_batch():
+    """Per-replica BN normalizes each half with its own mean; synchronized BN matches the one-device result."""
+    r = subprocess.run([sys.executable, "-c", SYNC_BN], env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["False"]["n"] == 0 and out["True"]["n"] == 1
+    assert out["False"]["err"] > 0.5  # local statistics: a different computation
+    assert out["True"]["err"] < 1e-4
