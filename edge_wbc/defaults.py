@@ -61,3 +61,11 @@ CELL_SEGMENTER_UM_PER_PX = 0.25
 
 #: Typical WBC diameter, µm: the scale of a single-cell crop is read off its WBC's size.
 WBC_UM = 12.0
+
+# ---- OOD statistics (edge_wbc.runtime.ood, fitted by `convert --ood`) -------------------------------
+#: training images a source used for the class means and the tied covariance of the features
+OOD_TRAIN_PER_SOURCE = 2000
+#: share of every training source's val images answered (the threshold is the largest such quantile)
+OOD_QUANTILE = 0.99
+#: shrinkage of the covariance towards its mean diagonal (directions of almost no variance)
+OOD_SHRINK = 0.05

@@ -40,7 +40,7 @@ def classify(
     """Classify images: a CSV file,prediction,confidence,<one column per class>,flag,error on stdout (or --csv FILE).
 
     flag names why a cell was left 'uncertain' (several joined by |): too_small, grayscale, exposure,
-    blur, noise, no_wbc, not_a_single_cell, low_confidence. Any flag makes prediction 'uncertain'.
+    blur, noise, no_wbc, not_a_single_cell, ood, low_confidence. Any flag makes prediction 'uncertain'.
 
     prediction is 'uncertain' when the calibrated top probability is below the model's uncertain
     threshold (its one rule: temperature + threshold in the model's JSON); confidence and the class
@@ -74,6 +74,9 @@ def classify(
                       shipped_models())
     if hint:
         say(f"[yellow]{hint}[/]")
+    off = None if no_abstain else clf.ood_off_reason()
+    if off:
+        say(f"[yellow]note: OOD checks are off for {clf.path.stem}: {off}[/]")
     entries: list | None = [] if json_out else None
     if csv_out:
         try:

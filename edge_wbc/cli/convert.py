@@ -81,6 +81,9 @@ def convert(
     seed: int = typer.Option(
         0, min=0, help="Seed of the calibration sample and of fine-tuning (the data split stays the training one)."
     ),
+    ood: bool = typer.Option(
+        False, "--ood", help="Classifiers: add a features output and fit its OOD statistics (train; threshold on val)."
+    ),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Convert DIR/model.keras to DIR/<mode>.tflite (+ <mode>.json), verified before it is written."""
@@ -103,5 +106,5 @@ def convert(
     with quiet_native_stderr():  # the converter's C++ log lines (MLIR, quantizer) unless -v
         r = convert_model_dir(model_dir, mode.value, data=data, calib=calib, calib_split=calib_split.value,
                               allow_chance=allow_chance, min_agreement=min_agreement, out_name=name, seed=seed,
-                              log=say, **options)
+                              log=say, ood=ood, **options)
     render.converted(r, mode.value)

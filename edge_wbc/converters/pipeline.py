@@ -128,6 +128,51 @@ def load_keras(model_dir: Path):
         raise ModelError(f"{path}: cannot load the Keras model safely ({first})") from None
 
 
+def with_features(model, features_first: bool = False):
+    """The classifier with a second output: the tensor its last layer (the Dense head) reads.
+
+    Outputs are ``[probs, features]`` (or ``[features, probs]``: the TFLite converter may list a list's
+    outputs in either order, and :func:`convert_with_features` wants the probabilities first)."""
+    import keras
+
+    head = model.layers[-1]
+    if not isinstance(head, keras.layers.Dense):
+        raise ConversionError(f"--ood needs a model that ends in a Dense layer; {model.name} ends in "
+                              f"{type(head).__name__} {head.name!r}")
+    outs = [head.input, model.outputs[0]] if features_first else [model.outputs[0], head.input]
+    return keras.Model(model.inputs, outs, name=f"{model.name}_features")
+
+
+def _output_widths(content: bytes) -> list[int]:
+    Interp, _, _ = interpreter_backend()
+    return [int(o["shape"][-1]) for o in Interp(model_content=content).get_output_details()]
+
+
+def convert_with_features(model, spec: ModelSpec, mode: str, calib_images, **options) -> bytes:
+    """The converted classifier with its features as the SECOND output, the probabilities first.
+
+    MediaPipe's ImageClassifier reads every output as a classification head, in order: with the
+    probabilities first, its first head (what apps read) is the class head, as without the features.
+    """
+    for features_first in (False, True):
+        content = convert_keras(with_features(model, features_first), spec, mode, calib_images=calib_images,
+                                **options)
+        widths = _output_widths(content)
+        if widths[0] == spec.num_classes:
+            return content
+    raise ConversionError(f"{mode}: the converter puts the features output first in either order "
+                          f"(output widths {widths}); nothing written")
+
+
+def _classifier(content: bytes, spec: ModelSpec, tmp: Path) -> TFLiteClassifier:
+    """A TFLiteClassifier of converted bytes (through a temporary file, removed at once)."""
+    tmp.write_bytes(content)
+    try:
+        return TFLiteClassifier(tmp, spec=spec)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def calibration_images(ds: Dataset, n: int, seed: int = 0, split: str = "train") -> np.ndarray:
     if split == "test":
         raise ConversionError("calibration on the test split is refused: use train (default) or val")
@@ -198,13 +243,17 @@ def _report_options(options: dict, internal: dict) -> dict:
 def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 500, calib_split: str = "train",
                       min_agreement: float = 0.9, agreement_n: int = 200, allow_chance: bool = False,
                       out_name: str | None = None, seed: int = 0, log=print, override: Dataset | None = None,
-                      **mode_options) -> dict:
+                      ood: bool = False, **mode_options) -> dict:
     """Convert ``model_dir/model.keras`` to ``model_dir/<mode>.tflite`` (+ ``<mode>.json``) and check it.
 
     ``override`` replaces the dataset the spec names (calibration and agreement images), e.g. the
     training sources' crops of a leave-one-source-out fold. ``mode_options`` are the mode's own
     options (see :data:`edge_wbc.converters.modes.MODE_TABLE`); one that does not apply to ``mode``
     is a :class:`ConversionError` naming the modes it applies to.
+
+    ``ood``: a classifier gets a second output, its penultimate features, and ``metrics.ood`` in the
+    written JSON: the Mahalanobis statistics of those features (:mod:`edge_wbc.tasks.ood`), fitted on
+    the converted file's own features (train split; threshold on val).
     """
     model_dir = Path(model_dir)
     m = mode_info(mode)
@@ -219,6 +268,11 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
                 f"({mt.get('majority_class_val_accuracy'):.3f}); refusing to convert (--allow-chance to override)"
             )
     split_seed = spec.split_seed  # the split the model was trained on; ``seed`` only draws samples
+    if ood and spec.task == "segmentation":
+        raise ConversionError(f"--ood is for classifiers; {model_dir} is a segmentation model")
+    if ood and m.tfmot:
+        raise ConversionError(f"--ood is not available with --mode {mode} (tfmot rebuilds the graph); "
+                              "use float32, float16, dynamic, int8 or int16x8")
     model = load_keras(model_dir)
     # the dataset is read once, on first use (calibration, agreement, the QAT guard)
     loaded: list[Dataset] = [] if override is None else [override]
@@ -241,7 +295,10 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     if m.tfmot:
         log(f"{mode}: fine-tuning in a tf_keras subprocess (tensorflow-model-optimization)")
         internal = {"data": str(data) if data else None, "seed": seed, "calib": calib, "fit_log": fit_log}
-    content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **internal)
+    if ood:
+        content = convert_with_features(model, spec, mode, calib_imgs, **options)
+    else:
+        content = convert_keras(model, spec, mode, calib_images=calib_imgs, **options, **internal)
     info = verify(content, mode, options)
 
     # agreement with the Keras model on val images (skipped, and said so, only if no data is found)
@@ -316,6 +373,17 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
                     "(try another --ft-lr or --ft-epochs, "
                     "use `--mode int8`, or pass --allow-below-ptq)"
                 )
+    if ood:
+        from ..tasks.ood import fit_ood_stats
+
+        clf = _classifier(content, tmp_spec, model_dir / f".{mode}.ood.tflite")
+        stats = fit_ood_stats(clf, dataset(), seed=seed)
+        tmp_spec = tmp_spec.replace(metrics={**(tmp_spec.metrics or {}), "ood": stats.to_dict()})
+        b = stats.basis
+        report["ood"] = {"dim": stats.dim, "threshold": stats.threshold, "val_flagged": b["val_flagged"],
+                         "fitted_on": b["fitted_on"]}
+        log(f"{mode}: OOD statistics on {stats.dim} features; threshold {stats.threshold:.1f} flags "
+            + ", ".join(f"{s} {v:.3f}" for s, v in b["val_flagged"].items()) + " of val")
     name = out_name or mode
     out = model_dir / f"{name}.tflite"
     atomic_write_bytes(out, content)

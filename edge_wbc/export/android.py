@@ -25,6 +25,7 @@ import numpy as np
 from ..data.catalog import dataset_credit, dataset_license
 from ..defaults import EXPORT_TARGET_ACCURACY, EXPORT_THRESHOLD_GRID, UNCERTAIN_BELOW
 from ..errors import ModelError, SpecError
+from ..runtime.ood import RULE_TEXT as OOD_RULE_TEXT
 from ..runtime.rule import UncertainRule, apply_temperature, read_rule
 from ..spec import MODES, ModelSpec, spec_path_for
 from . import tflite_metadata as tm
@@ -105,12 +106,12 @@ def _interpreter(content: bytes):
 def raw_outputs(content: bytes, images: np.ndarray) -> np.ndarray:
     """Raw output tensors for quantized inputs (N, H, W, C) in the input tensor's dtype."""
     it = _interpreter(content)
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    i, outs = it.get_input_details()[0], it.get_output_details()
     out = []
     for x in images:
         it.set_tensor(i["index"], x[None])
         it.invoke()
-        out.append(it.get_tensor(o["index"]).copy())
+        out.append(np.concatenate([it.get_tensor(o["index"]).reshape(-1) for o in outs]))  # every output
     return np.stack(out)
 
 
@@ -129,7 +130,8 @@ def _quant(detail: dict) -> dict:
 
 
 # ---- metadata ------------------------------------------------------------------------------------
-def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool) -> tm.ModelMetadata:
+def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool,
+                         features: int | None = None) -> tm.ModelMetadata:
     """TFLite metadata for an image classifier whose graph normalizes its raw 0-255 RGB input.
 
     NormalizationOptions is mean 0, std 1 (identity): an app or the Task Library must feed the
@@ -175,7 +177,11 @@ def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool) -> tm
         license=f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
         f"{dataset_license(spec.dataset)}.",
         inputs=(inp,),
-        outputs=(out,),
+        outputs=(out,) if features is None else (out, tm.TensorMetadata(
+            name="features",
+            description=(f"The {features} penultimate features, for the out-of-distribution score "
+                         "(Mahalanobis distance; statistics in the bundle JSON's ood). Not class scores."),
+            content="feature")),
         subgraph_name=name,
         associated_files=model_files,
     )
@@ -256,7 +262,11 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
 
     clf = TFLiteClassifier(tflite, spec=spec)  # checks input shape and label count against the spec
     src = clf.content
-    md = build_model_metadata(spec, name, clf.binary_sigmoid)
+    fo = clf.features_output
+    if fo is not None and clf.interpreter.get_output_details()[0]["index"] != clf.output["index"]:
+        raise ModelError(f"{tflite}: its first output is the features, not the probabilities (MediaPipe reads "
+                         "the first output as the class head); convert it again with edge-wbc convert --ood")
+    md = build_model_metadata(spec, name, clf.binary_sigmoid, None if fo is None else int(fo["shape"][-1]))
     labels_text = "\n".join(spec.labels) + "\n"
     new = tm.populate(src, tm.build_metadata(md), {LABELS_IN_MODEL: labels_text.encode("utf-8")})
 
@@ -325,6 +335,16 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
             "quantization": _quant(outs),
             "decode": ("p = (q - zero_point) * scale" if outs["quantization"][0] else "float32 probabilities"),
         },
+        **({} if fo is None else {"features_output": {
+            "name": fo["name"], "index_in_outputs": 1, "shape": [int(v) for v in fo["shape"]],
+            "dtype": np.dtype(fo["dtype"]).name, "quantization": _quant(fo),
+            "decode": "f = (q - zero_point) * scale" if fo["quantization"][0] else "float32 features",
+            "meaning": "penultimate features for the OOD score (model_spec.metrics.ood); not class scores",
+        }}),
+        **({} if clf.ood is None else {"ood": {
+            "rule": OOD_RULE_TEXT, "threshold": clf.ood.threshold, "flag": "ood (the prediction reads 'uncertain')",
+            "statistics": "model_spec.metrics.ood: means (classes x features), whiten (features x features)",
+        }}),
         "labels": list(spec.labels),
         "temperature": report["uncertain"]["temperature"] if report else no_eval_rule.temperature,
         "uncertain_threshold": report["uncertain"]["threshold"] if report else no_eval_rule.threshold,

@@ -12,6 +12,7 @@ from PIL import Image
 from ..errors import ImageError, ModelError
 from ..preprocess import load_image, preprocess, resize_image
 from .model import TFLiteModel
+from .ood import OODStats
 from .probs import class_probs
 from .rule import UncertainRule, read_rule
 from .wbccrop import WBCFind, canonical_crop, crop_segmenter
@@ -25,6 +26,7 @@ class CellPrediction:
     find: WBCFind | None = None
     input_size: tuple[int, int] | None = None  # (width, height) of the pixels the model's input was resized from
     pixels: np.ndarray | None = None  # the model's input (H, W, C) uint8, for quality checks
+    features: np.ndarray | None = None  # the dequantized features output (D,), when the model has one
 
 
 class TFLiteClassifier(TFLiteModel):
@@ -35,6 +37,18 @@ class TFLiteClassifier(TFLiteModel):
     """
 
     task_kind = "classifier"
+    max_outputs = 2  # probabilities, and optionally the penultimate features (for the OOD score)
+
+    def _main_output(self, outs: list[dict], spec) -> dict:
+        """The probabilities: the output whose width is the number of classes (1 for a sigmoid)."""
+        if len(outs) == 1:
+            return outs[0]
+        widths = [int(o["shape"][-1]) for o in outs]
+        probs = [o for o, w in zip(outs, widths) if w == spec.num_classes or (w == 1 and spec.num_classes == 2)]
+        if len(probs) != 1:
+            raise ModelError(f"{self.path}: outputs of widths {widths}: exactly one must have the "
+                             f"{spec.num_classes} classes of model.json")
+        return probs[0]
 
     def __init__(self, path, **kw):
         super().__init__(path, **kw)
@@ -53,6 +67,45 @@ class TFLiteClassifier(TFLiteModel):
             raise ModelError(
                 f"{self.path}: model has {n_out} outputs but model.json lists {self.spec.num_classes} labels"
             )
+        #: the features output (penultimate layer) and the OOD statistics of metrics.ood, when both exist
+        self.features_output = self.extra_outputs[0] if self.extra_outputs else None
+        self.ood = OODStats.from_dict((self.spec.metrics or {}).get("ood"), self.path.name)
+        if self.ood is not None:
+            if self.features_output is None:
+                raise ModelError(f"{self.path}: model.json has OOD statistics but the model has no features output")
+            self.ood.check(int(self.features_output["shape"][-1]), self.spec.num_classes, self.path.name)
+
+    def ood_off_reason(self) -> str | None:
+        """Why this model has no OOD check (None when it has one), for a one-time note."""
+        if self.ood is not None:
+            return None
+        if self.features_output is None:
+            return "the model has no features output (convert it with --ood)"
+        return "its JSON has no OOD statistics (metrics.ood; convert it with --ood)"
+
+    def _features(self) -> np.ndarray | None:
+        """The features of the last invoke, dequantized (None without a features output)."""
+        o = self.features_output
+        if o is None:
+            return None
+        raw = self.interpreter.get_tensor(o["index"]).reshape(-1)
+        scale, zp = o["quantization"]
+        if np.dtype(o["dtype"]) in (np.uint8, np.int8, np.int16) and scale:
+            return (raw.astype(np.float32) - zp) * np.float32(scale)
+        return raw.astype(np.float32)
+
+    def predict_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, C) and features (N, D) of raw uint8 images (N, H, W, C); features None if absent."""
+        if images.ndim == 3:
+            images = images[None]
+        probs = np.empty((len(images), self.spec.num_classes), np.float32)
+        feats = None if self.features_output is None else np.empty(
+            (len(images), int(self.features_output["shape"][-1])), np.float32)
+        for i in range(len(images)):
+            probs[i] = self._probs(self.invoke_one(self.quantize_input(images[i : i + 1])))[0]
+            if feats is not None:
+                feats[i] = self._features()
+        return probs, feats
 
     def _probs(self, raw: np.ndarray) -> np.ndarray:
         return class_probs(self.dequantize_output(raw), self.spec.num_classes)
@@ -85,10 +138,13 @@ class TFLiteClassifier(TFLiteModel):
         """One decoded image through the spec's preprocessing (the WBC-centred crop of a 'wbc' model)."""
         if self.spec.crop == "wbc":
             crop, find = canonical_crop(img, self.segmenter(), self.spec.crop_ratio)
-            x = resize_image(crop, self.spec)
-            return CellPrediction(self.predict(x[None])[0], find, crop.size, x)
-        x = preprocess(img, self.spec)
-        return CellPrediction(self.predict(x[None])[0], None, img.size, x)
+            x, size = resize_image(crop, self.spec), crop.size
+        else:
+            x, find, size = preprocess(img, self.spec), None, img.size
+        if x.shape != self.spec.input_shape:
+            raise ImageError(f"image has shape {x.shape}, the model wants {self.spec.input_shape}")
+        probs, feats = self.predict_features(x[None])
+        return CellPrediction(probs[0], find, size, x, None if feats is None else feats[0])
 
     def predict_file(self, path: str | Path) -> np.ndarray:
         if self.spec.crop == "wbc":

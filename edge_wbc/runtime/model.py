@@ -69,6 +69,11 @@ class TFLiteModel:
     """
 
     task_kind: str | None = None  # "classifier" / "segmenter": the spec's task is checked before loading
+    max_outputs: int = 1  # a classifier may have a second output: its features, for the OOD score
+
+    def _main_output(self, outs: list[dict], spec: ModelSpec) -> dict:
+        """The output the task reads (the only one, unless a subclass allows more)."""
+        return outs[0]
 
     def __init__(self, path: str | Path, spec: ModelSpec | None = None, labels_file: str | Path | None = None,
                  num_threads: int = 1, backend: str | None = None, probe: bool | None = None):
@@ -105,9 +110,12 @@ class TFLiteModel:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"{self.path}: the interpreter cannot load it ({msg})") from None
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(f"{self.path}: expected 1 input and 1 output, got {len(ins)} and {len(outs)}")
-        self.input, self.output = ins[0], outs[0]
+        if len(ins) != 1 or not 1 <= len(outs) <= self.max_outputs:
+            want = "1 output" if self.max_outputs == 1 else f"1-{self.max_outputs} outputs"
+            raise ModelError(f"{self.path}: expected 1 input and {want}, got {len(ins)} and {len(outs)}")
+        self.input, self.output = ins[0], self._main_output(outs, spec)
+        #: the other outputs (a classifier's penultimate features), in the interpreter's order
+        self.extra_outputs = [o for o in outs if o["index"] != self.output["index"]]
         shape = tuple(int(v) for v in self.input["shape"])
         want = (1, *spec.input_shape)
         if len(shape) != 4 or shape[1:] != want[1:]:

@@ -4,8 +4,10 @@
 calibrated probabilities, a prediction (a class, or ``uncertain``) and the flags that explain an
 abstention: image-quality flags (:mod:`edge_wbc.runtime.quality`, limits from the model's JSON
 ``metrics.quality``), the WBC finder's (``no_wbc``, ``not_a_single_cell``) and ``low_confidence``
-(the model's one uncertain rule, :mod:`edge_wbc.runtime.rule`). Any flag makes the prediction
-``uncertain``; the probabilities stay as they are. ``abstain=False`` gives the raw argmax and no flags.
+(the model's one uncertain rule, :mod:`edge_wbc.runtime.rule`) and ``ood`` (the Mahalanobis distance
+of the model's features to its training classes, :mod:`edge_wbc.runtime.ood`, when the model has them).
+Any flag makes the prediction ``uncertain``; the probabilities stay as they are. ``abstain=False``
+gives the raw argmax and no flags.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class CellAnswerer:
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
         flags = find_flags(find, img.size, self.limits) + image_flags(x, side, spec.input_height, self.limits)
+        if self.clf.ood is not None and pred.features is not None and self.clf.ood.is_ood(pred.features):
+            flags.append("ood")
         if label == UNCERTAIN:
             flags.append("low_confidence")
         return CellAnswer(UNCERTAIN if flags else label, conf, q, flags, find.box if find and find.found else None)

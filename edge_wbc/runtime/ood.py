@@ -1,0 +1,131 @@
+"""Out-of-distribution score of a classifier's penultimate features: a Mahalanobis distance (NumPy only).
+
+A classifier converted with a features output (``edge-wbc convert ... --ood``) returns, beside its
+probabilities, the vector ``f`` its last Dense layer reads (the global-average-pooled features). The
+model's JSON stores, under ``metrics.ood``:
+
+- ``means``: the class means ``mu_c`` of the training crops' features (C x D);
+- ``whiten``: a D x D matrix ``W`` with ``W W^T = S^-1``, the inverse of the class-tied covariance
+  ``S`` of those features (shrunk towards its diagonal mean, see :func:`fit_ood`);
+- ``threshold``: the largest distance still answered.
+
+The score of an input is ``d(f) = min_c || (f - mu_c) W ||^2``, the squared Mahalanobis distance to
+the nearest class mean (Lee et al. 2018, with one tied covariance). ``d > threshold`` gives the flag
+``ood``. The threshold is chosen on the val split of the training sources (:func:`choose_threshold`),
+and the features are those of the converted model itself (int8 features, dequantized), so the same
+arithmetic on a phone reproduces the decision: see ``android_assets/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+
+KIND = "mahalanobis"
+RULE_TEXT = ("d = min over classes c of || (f - means[c]) @ whiten ||^2, f the dequantized features output; "
+             "flag 'ood' when d > threshold")
+
+
+@dataclass(frozen=True)
+class OODStats:
+    means: np.ndarray  # (C, D)
+    whiten: np.ndarray  # (D, D)
+    threshold: float
+    basis: dict | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance to the nearest class mean, for features (D,) or (N, D)."""
+        f = np.asarray(features, np.float64)
+        one = f.ndim == 1
+        f = np.atleast_2d(f)
+        if f.shape[1] != self.dim:
+            raise ModelError(f"features have {f.shape[1]} values but the OOD statistics have {self.dim}")
+        z = (f[:, None, :] - self.means[None]) @ self.whiten  # (N, C, D)
+        d = np.einsum("ncd,ncd->nc", z, z).min(axis=1)
+        return d[0] if one else d
+
+    def is_ood(self, features: np.ndarray) -> np.ndarray:
+        return self.score(features) > self.threshold
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": KIND, "dim": self.dim, "classes": int(self.means.shape[0]), "threshold": float(self.threshold),
+            "rule": RULE_TEXT,
+            "means": np.round(self.means, 6).tolist(), "whiten": np.round(self.whiten, 6).tolist(),
+            **({"basis": self.basis} if self.basis else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None, where: str = "") -> OODStats | None:
+        """The stats stored in a JSON dict (``metrics.ood``), or None when there are none."""
+        if not d:
+            return None
+        at = f"{where}: " if where else ""
+        if d.get("kind") != KIND:
+            raise ModelError(f"{at}OOD statistics of kind {d.get('kind')!r}: the only kind is {KIND!r}")
+        try:
+            means = np.asarray(d["means"], np.float64)
+            whiten = np.asarray(d["whiten"], np.float64)
+            threshold = float(d["threshold"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{at}OOD statistics need means, whiten and threshold ({e})") from None
+        if means.ndim != 2 or whiten.shape != (means.shape[1], means.shape[1]):
+            raise ModelError(f"{at}OOD statistics: means {means.shape} and whiten {whiten.shape} do not fit "
+                             "(want (C, D) and (D, D))")
+        if not np.isfinite(threshold) or threshold <= 0:
+            raise ModelError(f"{at}OOD threshold {threshold} is not a positive number")
+        return cls(means, whiten, threshold, d.get("basis"))
+
+    def check(self, n_features: int, n_classes: int, where: str = "") -> None:
+        """The stats must fit the model: one mean per class, and the features output's width."""
+        at = f"{where}: " if where else ""
+        if self.means.shape != (n_classes, n_features):
+            raise ModelError(f"{at}OOD statistics are for {self.means.shape[0]} classes x {self.dim} features, "
+                             f"the model has {n_classes} classes x {n_features} features")
+
+
+def fit_ood(features: np.ndarray, labels: np.ndarray, n_classes: int,
+            shrink: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Class means and the whitening matrix of the class-tied covariance of training features.
+
+    The covariance is shrunk towards ``mean(diag(S)) * I`` by ``shrink`` (a small, fixed amount: the
+    features of a ReLU network have directions with almost no variance, whose inverse would be noise).
+    """
+    f = np.asarray(features, np.float64)
+    y = np.asarray(labels)
+    if f.ndim != 2 or len(f) != len(y):
+        raise ValueError(f"features {f.shape} and labels {y.shape} do not match")
+    missing = [c for c in range(n_classes) if not np.any(y == c)]
+    if missing:
+        raise ValueError(f"no training features for classes {missing}")
+    means = np.stack([f[y == c].mean(axis=0) for c in range(n_classes)])
+    centred = f - means[y]
+    cov = centred.T @ centred / max(len(f) - n_classes, 1)
+    cov = (1 - shrink) * cov + shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+    # W W^T = S^-1: from the eigen-decomposition S = V diag(l) V^T, W = V diag(l^-1/2)
+    vals, vecs = np.linalg.eigh(cov)
+    whiten = vecs / np.sqrt(np.maximum(vals, 1e-12))
+    return means, whiten
+
+
+def choose_threshold(val_scores: dict[str, np.ndarray], quantile: float = 0.99) -> tuple[float, dict]:
+    """The threshold that answers ``quantile`` of every training source's val crops.
+
+    The largest per-source ``quantile`` of the val scores, so that no training source has more than
+    1 - ``quantile`` of its own val images flagged. Returns the threshold and the per-source basis.
+    """
+    if not val_scores or any(len(v) == 0 for v in val_scores.values()):
+        raise ValueError("every source needs val scores to choose an OOD threshold")
+    per = {s: float(np.quantile(np.asarray(v, np.float64), quantile)) for s, v in val_scores.items()}
+    t = max(per.values())
+    basis = {"quantile": quantile, "split": "val", "per_source_quantile": per,
+             "val_flagged": {s: float(np.mean(np.asarray(v) > t)) for s, v in val_scores.items()},
+             "val_n": {s: int(len(v)) for s, v in val_scores.items()}}
+    return t, basis

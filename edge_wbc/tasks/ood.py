@@ -1,0 +1,54 @@
+"""Fit a classifier's OOD statistics on its own features: means and covariance on train, threshold on val.
+
+Used by ``edge-wbc convert --ood`` (on the converted file, so int8 models are fitted on their own int8
+features) and by the benchmarks. The score itself is :mod:`edge_wbc.runtime.ood` (NumPy only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.containers import Dataset, Split
+from ..defaults import OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
+from ..runtime.classifier import TFLiteClassifier
+from ..runtime.ood import OODStats, choose_threshold, fit_ood
+
+
+def split_sources(split: Split) -> np.ndarray:
+    """The source of each image: the '<source>:' prefix of its group (field crops), else 'all'."""
+    if not split.groups:
+        return np.array(["all"] * len(split))
+    return np.array([g.split(":", 1)[0] if ":" in g else "all" for g in split.groups])
+
+
+def _cap_per_source(split: Split, cap: int, seed: int) -> Split:
+    src = split_sources(split)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for s in np.unique(src):
+        idx = np.flatnonzero(src == s)
+        keep.extend(sorted(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx)
+    return split.take(np.asarray(sorted(keep)))
+
+
+def features_of(clf: TFLiteClassifier, images: np.ndarray) -> np.ndarray:
+    probs, feats = clf.predict_features(images)
+    if feats is None:
+        raise ValueError(f"{clf.path}: the model has no features output")
+    return feats
+
+
+def fit_ood_stats(clf: TFLiteClassifier, ds: Dataset, per_source: int = OOD_TRAIN_PER_SOURCE,
+                  quantile: float = OOD_QUANTILE, shrink: float = OOD_SHRINK, seed: int = 0) -> OODStats:
+    """Means and whitening from ``ds``'s train split (at most ``per_source`` images a source), the
+    threshold from its val split (every source's ``quantile`` answered). Test is never read."""
+    train = _cap_per_source(ds.split("train"), per_source, seed)
+    means, whiten = fit_ood(features_of(clf, train.images), train.labels, clf.spec.num_classes, shrink)
+    stats = OODStats(means, whiten, 1.0)
+    val = ds.split("val")
+    src = split_sources(val)
+    scores = stats.score(features_of(clf, val.images))
+    threshold, basis = choose_threshold({s: scores[src == s] for s in np.unique(src)}, quantile)
+    basis.update(fitted_on=f"{ds.name} train split ({len(train)} images, <= {per_source} a source)",
+                 shrink=shrink, features="the converted model's own features output, dequantized")
+    return OODStats(means, whiten, threshold, basis)
