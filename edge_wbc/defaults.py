@@ -69,3 +69,5 @@ OOD_TRAIN_PER_SOURCE = 2000
 OOD_QUANTILE = 0.99
 #: shrinkage of the covariance towards its mean diagonal (directions of almost no variance)
 OOD_SHRINK = 0.05
+#: `edge-wbc adapt --method features`: unlabelled cell images needed for the feature mean
+ADAPT_MIN_IMAGES = 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -56,18 +57,38 @@ def loso(
 
 
 @app.command()
+class AdaptMethod(str, Enum):
+    adabn = "adabn"
+    features = "features"
+
+
 def adapt(
     model: str = typer.Argument(..., help="A field model: a training run dir or a shipped name (wbc_field)."),
     images: Path = typer.Option(..., "--images", help="Folder of the user's cell images (>= 20)."),
     out: Path = typer.Option(..., "--out", help="New bundle folder (must not exist or be empty)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV file,label of a few labelled cells (few-shot)."),
+    method: AdaptMethod = typer.Option(AdaptMethod.adabn, "--method",
+                                       help="adabn: every BatchNorm layer (needs the train extra and the Keras "
+                                            "model); features: the features output of a bundle converted with "
+                                            "--ood (runtime only, no TensorFlow)."),
     seed: int = typer.Option(0, min=0),
 ):
-    """Adapt a field model to your microscope: AdaBN on your images (+ few-shot head training), int8 bundle."""
+    """Adapt a field model to your microscope: AdaBN on your images (+ few-shot head training), int8 bundle;
+    or, with --method features, shift the features of the int8 bundle itself (no TensorFlow)."""
     if not images.is_dir():
         fail(f"--images {images}: no such directory")
     if labels is not None and not labels.is_file():
         fail(f"--labels {labels}: no such file")
+    if method == AdaptMethod.features:
+        if labels is not None:
+            fail("--labels (few-shot) needs --method adabn")
+        from ..assets import resolve_model
+        from ..tasks.adapt import adapt_features
+
+        src = resolve_model("wbc_field_int8" if model == "wbc_field" else model)
+        r = adapt_features(src, images, out, log=say)
+        say(f"wrote {r['out']} (+ .json): features shifted by the mean of {r['images']} cells")
+        return
     _tf()
     from ..training.adapt import adapt_bundle
 

@@ -377,7 +377,7 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         from ..tasks.ood import fit_ood_stats
 
         clf = _classifier(content, tmp_spec, model_dir / f".{mode}.ood.tflite")
-        stats = fit_ood_stats(clf, dataset(), seed=seed)
+        stats = fit_ood_stats(clf, dataset(), head=tuple(model.layers[-1].get_weights()), seed=seed)
         tmp_spec = tmp_spec.replace(metrics={**(tmp_spec.metrics or {}), "ood": stats.to_dict()})
         b = stats.basis
         report["ood"] = {"dim": stats.dim, "threshold": stats.threshold, "val_flagged": b["val_flagged"],

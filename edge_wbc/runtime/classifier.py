@@ -95,7 +95,9 @@ class TFLiteClassifier(TFLiteModel):
         return raw.astype(np.float32)
 
     def predict_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (N, C) and features (N, D) of raw uint8 images (N, H, W, C); features None if absent."""
+        """Probabilities (N, C) and features (N, D) of raw uint8 images (N, H, W, C); features None if absent.
+
+        For an adapted bundle both are the adapted ones (features shifted, probabilities from the head)."""
         if images.ndim == 3:
             images = images[None]
         probs = np.empty((len(images), self.spec.num_classes), np.float32)
@@ -105,6 +107,9 @@ class TFLiteClassifier(TFLiteModel):
             probs[i] = self._probs(self.invoke_one(self.quantize_input(images[i : i + 1])))[0]
             if feats is not None:
                 feats[i] = self._features()
+        if self.adapted:  # the user's microscope: shifted features through the head
+            feats = self.ood.align(feats)
+            probs = self.ood.head_probs(feats)
         return probs, feats
 
     def _probs(self, raw: np.ndarray) -> np.ndarray:
@@ -123,10 +128,18 @@ class TFLiteClassifier(TFLiteModel):
             images = images[None]
         if images.shape[1:] != self.spec.input_shape:
             raise ImageError(f"images have shape {images.shape[1:]}, the model wants {self.spec.input_shape}")
+        if self.adapted:
+            return self.predict_features(images)[0]
         out = np.empty((len(images), self.spec.num_classes), np.float32)
         for i in range(len(images)):
             out[i] = self._probs(self.invoke_one(self.quantize_input(images[i : i + 1])))[0]
         return out
+
+    @property
+    def adapted(self) -> bool:
+        """True for a bundle adapted by ``edge-wbc adapt --method features``: probabilities come from the
+        model's head applied in NumPy to the shifted features (:meth:`OODStats.align`)."""
+        return self.ood is not None and self.ood.shift is not None
 
     def segmenter(self):
         """The segmenter that finds the WBC of a ``crop: "wbc"`` model (loaded on first use)."""

@@ -35,6 +35,30 @@ class OODStats:
     whiten: np.ndarray  # (D, D)
     threshold: float
     basis: dict | None = None
+    #: the Dense head (D, C) and (C,) and the training features' mean (D,): what feature alignment needs
+    head_kernel: np.ndarray | None = None
+    head_bias: np.ndarray | None = None
+    source_mean: np.ndarray | None = None
+    #: set by ``edge-wbc adapt --method features``: added to every features vector before the head and
+    #: the score (the training mean minus the mean of the user's unlabelled cells)
+    shift: np.ndarray | None = None
+    adapted: dict | None = None
+
+    def align(self, features: np.ndarray) -> np.ndarray:
+        """Features moved by the adaptation shift (unchanged when the model is not adapted)."""
+        return features if self.shift is None else np.asarray(features, np.float32) + self.shift.astype(np.float32)
+
+    def head_probs(self, features: np.ndarray) -> np.ndarray:
+        """softmax(features @ kernel + bias): the model's own head, in NumPy (for aligned features)."""
+        z = np.atleast_2d(np.asarray(features, np.float64)) @ self.head_kernel + self.head_bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def with_shift(self, shift: np.ndarray, adapted: dict) -> OODStats:
+        from dataclasses import replace
+
+        return replace(self, shift=np.asarray(shift, np.float64), adapted=adapted)
 
     @property
     def dim(self) -> int:
@@ -52,6 +76,7 @@ class OODStats:
         return d[0] if one else d
 
     def is_ood(self, features: np.ndarray) -> np.ndarray:
+        """``score > threshold`` for features already :meth:`align`-ed."""
         return self.score(features) > self.threshold
 
     def to_dict(self) -> dict:
@@ -60,6 +85,10 @@ class OODStats:
             "rule": RULE_TEXT,
             "means": np.round(self.means, 6).tolist(), "whiten": np.round(self.whiten, 6).tolist(),
             **({"basis": self.basis} if self.basis else {}),
+            **({} if self.head_kernel is None else {"head": {
+                "kernel": np.round(self.head_kernel, 7).tolist(), "bias": np.round(self.head_bias, 7).tolist(),
+                "source_mean": np.round(self.source_mean, 6).tolist()}}),
+            **({} if self.shift is None else {"shift": np.round(self.shift, 6).tolist(), "adapted": self.adapted}),
         }
 
     @classmethod
@@ -81,7 +110,19 @@ class OODStats:
                              "(want (C, D) and (D, D))")
         if not np.isfinite(threshold) or threshold <= 0:
             raise ModelError(f"{at}OOD threshold {threshold} is not a positive number")
-        return cls(means, whiten, threshold, d.get("basis"))
+        c, dim = means.shape
+        head, kernel, bias, mean, shift = d.get("head"), None, None, None, None
+        if head:
+            kernel, bias = np.asarray(head["kernel"], np.float64), np.asarray(head["bias"], np.float64)
+            mean = np.asarray(head["source_mean"], np.float64)
+            if kernel.shape != (dim, c) or bias.shape != (c,) or mean.shape != (dim,):
+                raise ModelError(f"{at}OOD head kernel {kernel.shape}, bias {bias.shape}, source_mean {mean.shape} "
+                                 f"do not fit {c} classes x {dim} features")
+        if d.get("shift") is not None:
+            shift = np.asarray(d["shift"], np.float64)
+            if shift.shape != (dim,) or kernel is None:
+                raise ModelError(f"{at}OOD shift {shift.shape} needs the head and {dim} values")
+        return cls(means, whiten, threshold, d.get("basis"), kernel, bias, mean, shift, d.get("adapted"))
 
     def check(self, n_features: int, n_classes: int, where: str = "") -> None:
         """The stats must fit the model: one mean per class, and the features output's width."""

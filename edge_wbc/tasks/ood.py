@@ -38,12 +38,19 @@ def features_of(clf: TFLiteClassifier, images: np.ndarray) -> np.ndarray:
     return feats
 
 
-def fit_ood_stats(clf: TFLiteClassifier, ds: Dataset, per_source: int = OOD_TRAIN_PER_SOURCE,
-                  quantile: float = OOD_QUANTILE, shrink: float = OOD_SHRINK, seed: int = 0) -> OODStats:
+def fit_ood_stats(clf: TFLiteClassifier, ds: Dataset, head: tuple | None = None,
+                  per_source: int = OOD_TRAIN_PER_SOURCE, quantile: float = OOD_QUANTILE, shrink: float = OOD_SHRINK,
+                  seed: int = 0) -> OODStats:
     """Means and whitening from ``ds``'s train split (at most ``per_source`` images a source), the
-    threshold from its val split (every source's ``quantile`` answered). Test is never read."""
+    threshold from its val split (every source's ``quantile`` answered). Test is never read.
+
+    ``head``: the model's Dense (kernel, bias), stored with the mean of the training features, so that
+    ``edge-wbc adapt --method features`` can move a microscope's features and re-apply the head."""
+    if head is not None and np.shape(head[0])[-1] != clf.spec.num_classes:
+        head = None  # a one-unit sigmoid head: no alignment (the OOD score still works)
     train = _cap_per_source(ds.split("train"), per_source, seed)
-    means, whiten = fit_ood(features_of(clf, train.images), train.labels, clf.spec.num_classes, shrink)
+    f_train = features_of(clf, train.images)
+    means, whiten = fit_ood(f_train, train.labels, clf.spec.num_classes, shrink)
     stats = OODStats(means, whiten, 1.0)
     val = ds.split("val")
     src = split_sources(val)
@@ -51,4 +58,6 @@ def fit_ood_stats(clf: TFLiteClassifier, ds: Dataset, per_source: int = OOD_TRAI
     threshold, basis = choose_threshold({s: scores[src == s] for s in np.unique(src)}, quantile)
     basis.update(fitted_on=f"{ds.name} train split ({len(train)} images, <= {per_source} a source)",
                  shrink=shrink, features="the converted model's own features output, dequantized")
-    return OODStats(means, whiten, threshold, basis)
+    kernel, bias = (None, None) if head is None else (np.asarray(head[0], np.float64), np.asarray(head[1], np.float64))
+    return OODStats(means, whiten, threshold, basis, kernel, bias,
+                    None if head is None else f_train.astype(np.float64).mean(axis=0))

@@ -130,6 +130,11 @@ def test_model_and_statistics_that_do_not_fit_are_clear_errors(tiny_ood, tiny_co
     shutil.copy(d / "int8.tflite", tmp_path / "f.tflite")
     spec = json.loads((d / "int8.json").read_text())
     (tmp_path / "f.json").write_text(json.dumps({**spec, "metrics": {**spec["metrics"], "ood": bad}}))
+    with pytest.raises(ModelError, match=r"OOD head kernel \(16, 8\), bias \(8,\), source_mean \(16,\) do not fit "
+                                         r"8 classes x 4 features"):
+        TFLiteClassifier(tmp_path / "f.tflite")
+    del bad["head"]
+    (tmp_path / "f.json").write_text(json.dumps({**spec, "metrics": {**spec["metrics"], "ood": bad}}))
     with pytest.raises(ModelError, match=r"f.tflite: OOD statistics are for 8 classes x 4 features, the model has "
                                          r"8 classes x 16 features"):
         TFLiteClassifier(tmp_path / "f.tflite")
@@ -182,3 +187,48 @@ def test_classify_flags_ood_inputs_and_notes_a_model_without_the_check(tiny_ood,
         res.output.replace("\n", " ")
     res = CliRunner().invoke(app, ["classify", str(files[0]), "-m", str(d / "int8.tflite")])
     assert "OOD checks are off" not in res.output
+
+
+def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the_training_mean(
+        tiny_ood, tiny_converted, bloodmnist, tmp_path):
+    from PIL import Image
+
+    from edge_wbc.runtime import TFLiteClassifier
+    from edge_wbc.tasks.adapt import AdaptError, adapt_features
+
+    d, _ = tiny_ood
+    clf = TFLiteClassifier(d / "int8.tflite")
+    assert clf.ood.head_kernel.shape == (16, 8) and clf.ood.source_mean.shape == (16,) and not clf.adapted
+    x = bloodmnist.split("test").images[:40]
+    probs, feats = clf.predict_features(x)
+    assert (clf.ood.head_probs(feats).argmax(1) == probs.argmax(1)).mean() >= 0.9  # float head on int8 features
+    # a "microscope" whose cells are darker: 30 of them, unlabelled
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    dark = (x[:30].astype(np.float32) * 0.6).astype(np.uint8)
+    for i, im in enumerate(dark):
+        Image.fromarray(im).save(cells / f"c{i:02d}.png")
+    r = adapt_features(d / "int8.tflite", cells, tmp_path / "out", log=lambda s: None)
+    assert (r["method"], r["images"], r["skipped"]) == ("features", 30, 0)
+    ad = TFLiteClassifier(tmp_path / "out" / "int8.tflite")
+    assert ad.adapted and ad.ood.adapted["images"] == 30
+    raw = clf.predict_features(dark)[1]
+    np.testing.assert_allclose(ad.ood.shift, clf.ood.source_mean - raw.mean(0, dtype=np.float64), atol=1e-5)
+    p2, f2 = ad.predict_features(dark)
+    np.testing.assert_allclose(f2.mean(0), clf.ood.source_mean, atol=1e-4)  # the cells now sit on the training mean
+    np.testing.assert_allclose(p2, ad.ood.head_probs(raw + ad.ood.shift), atol=1e-6)
+    np.testing.assert_array_equal(ad.predict(dark), p2)  # predict() goes through the same path
+    # adapting an adapted bundle starts from the unshifted features (the shift is not added twice)
+    r2 = adapt_features(tmp_path / "out" / "int8.tflite", cells, tmp_path / "out2", log=lambda s: None)
+    np.testing.assert_allclose(TFLiteClassifier(r2["out"]).ood.shift, ad.ood.shift, atol=1e-5)
+    with pytest.raises(AdaptError, match="needs a model converted with --ood"):
+        adapt_features(tiny_converted / "int8.tflite", cells, tmp_path / "o3")
+    with pytest.raises(AdaptError, match="--out .*out: not empty"):
+        adapt_features(d / "int8.tflite", cells, tmp_path / "out")
+    few = tmp_path / "few"
+    few.mkdir()
+    for f in sorted(cells.iterdir())[:5]:
+        (few / f.name).write_bytes(f.read_bytes())
+    (few / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(AdaptError, match=r"5 usable cell images, at least 20 needed \(1 skipped\)"):
+        adapt_features(d / "int8.tflite", few, tmp_path / "o4")
