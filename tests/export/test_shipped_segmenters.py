@@ -19,8 +19,8 @@ from edge_wbc.spec import ModelSpec
 ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
 SEGMENTERS = {
     # file: (sha256, labels, (H, W), dataset)
-    "wbc_unet_int8.tflite": ("1ccf316b105c42c5482366a02397f00f6fb3f7cf57b7ddd31dbe70f612e83b3e",
-                             ("wbc", "nucleus"), (128, 128), "seg"),
+    "wbc_unet_int8.tflite": ("ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
+                             ("wbc", "nucleus"), (128, 128), "wbcseg"),
     "smear_unet_int8.tflite": ("c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
                                ("wbc",), (128, 160), "bccd_smear"),
 }
@@ -68,3 +68,17 @@ def test_shipped_segmenter_finds_the_cell_of_a_real_image(name, pbc_files, data_
     assert 0.0 <= p.min() and p.max() <= 1.0
     wbc = p[..., 0] > 0.5
     assert 0.005 < wbc.mean() < 0.6  # a WBC is found, and it is not the whole image
+
+
+def test_no_shipped_model_is_trained_on_data_without_redistribution_rights():
+    """SigTuple (and 'seg', which contains it) and ALL-IDB2 may be used for evaluation only."""
+    import json
+
+    banned = {"sigtuple", "seg", "allidb2", "all_idb2"}
+    for p in sorted(ASSETS.glob("*.json")):
+        d = json.loads(p.read_text())
+        spec = d.get("model_spec", d)
+        if "task" not in spec:
+            continue
+        used = {s.strip() for s in str(spec.get("dataset") or "").split(",")}
+        assert not used & banned, f"{p.name} was trained on {sorted(used & banned)}"
