@@ -114,17 +114,41 @@ def main() -> None:
         mu_s, sd_s = feats[keep].mean(0), feats[keep].std(0) + 1e-6
         mu_t, sd_t = feats[adapt].mean(0), feats[adapt].std(0) + 1e-6
         f_te = feats[held_te]
-        aligned = {"none": f_te, "mean": f_te - mu_t + mu_s, "mean_sd": (f_te - mu_t) / sd_t * sd_s + mu_s}
+        hs = OODStats(means, whiten, t, None, kernel, bias, mu_s)
+        em_shift, pi = hs.estimate_shift(feats[adapt])
+        aligned = {"none": f_te, "mean": f_te - mu_t + mu_s, "mean_sd": (f_te - mu_t) / sd_t * sd_s + mu_s,
+                   "em": f_te + em_shift}
         r["feature_alignment_top1"] = {k: float((softmax(v @ kernel + bias).argmax(1) == y[held_te]).mean())
                                        for k, v in aligned.items()}
         r["feature_alignment_adapt_n"] = int(adapt.sum())
+        r["em_class_proportions"] = [round(float(v), 3) for v in pi]
+        # after EM alignment: the per-cell OOD flag and the confidence rule on the shifted features
+        fa = f_te + em_shift
+        pa = apply_temperature(softmax(fa @ kernel + bias), fold["temperature"])
+        ok = (pa.max(1) >= fold["threshold"]) & (hs.score(fa) <= t)
+        r["em_both"] = rule_stats(pa.argmax(1), y[held_te], ok)
+        # label shift inside a training source: one class at a time, adapted on itself (transductive)
+        single = {"none": [], "mean": [], "em": []}
+        for s in train_src:
+            for c in range(probs.shape[1]):
+                m = (cc.src == s) & (cc.split == "test") & (y == c)
+                if m.sum() < 10:
+                    continue
+                fb = feats[m]
+                sh, _ = hs.estimate_shift(fb)
+                for k, v in (("none", fb), ("mean", fb - fb.mean(0) + mu_s), ("em", fb + sh)):
+                    single[k].append(float((softmax(v @ kernel + bias).argmax(1) == c).mean()))
+        r["single_class_batches_top1"] = {k: float(np.mean(v)) for k, v in single.items()}
+        r["single_class_batches_n"] = len(single["none"])
         out["folds"][held] = r
         print(held, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                      if k in ("held_out_flagged", "auroc_held_out_vs_in_source_test", "top1")},
               "both:", {k: round(v, 3) for k, v in r["both"].items() if v is not None},
               "in-source flagged:", {k: round(v, 3) for k, v in r["in_source_test_flagged"].items()},
               "medians:", {k: round(v, 1) for k, v in r["median_distance"].items()},
-              "alignment:", {k: round(v, 3) for k, v in r["feature_alignment_top1"].items()})
+              "alignment:", {k: round(v, 3) for k, v in r["feature_alignment_top1"].items()},
+              "em both:", {k: round(v, 3) for k, v in r["em_both"].items() if v is not None},
+              "single-class:", {k: round(v, 3) for k, v in r["single_class_batches_top1"].items()})
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -55,6 +55,24 @@ class OODStats:
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def estimate_shift(self, features: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The feature shift of a set of unlabelled cells from one microscope, robust to its class mix.
+
+        Moving the cells' mean onto the training mean would also move a batch of mostly neutrophils
+        towards the other classes. Instead the target is the mixture of the training class means with
+        the batch's own class proportions ``pi``, estimated by EM (Saerens et al. 2002):
+        ``shift = pi @ means - mean(f)``, ``pi = mean(head_probs(f + shift))``, repeated ``iters``
+        times from ``pi`` of the unshifted cells. Returns (shift, pi).
+        """
+        f = np.asarray(features, np.float64)
+        mean_t = f.mean(axis=0)
+        pi = self.head_probs(f).mean(axis=0).astype(np.float64)
+        shift = pi @ self.means - mean_t
+        for _ in range(iters):
+            pi = self.head_probs(f + shift).mean(axis=0).astype(np.float64)
+            shift = pi @ self.means - mean_t
+        return shift, pi
+
     def with_shift(self, shift: np.ndarray, adapted: dict) -> OODStats:
         from dataclasses import replace
 

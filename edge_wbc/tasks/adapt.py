@@ -1,8 +1,9 @@
 """Adapt a field classifier to a microscope without TensorFlow: feature alignment on unlabelled cells.
 
 ``edge-wbc adapt MODEL --images DIR --out OUT --method features``: the user's cells go through the
-converted model (int8 as shipped) and its features output; the bundle gets ``shift`` = (mean of the
-training features) - (mean of the user's features), stored in ``metrics.ood``. From then on the
+converted model (int8 as shipped) and its features output; the bundle gets ``shift``, the move from
+the user's feature mean to the training class means mixed in the user's own class proportions
+(:meth:`edge_wbc.runtime.ood.OODStats.estimate_shift`), stored in ``metrics.ood``. From then on the
 runtime adds ``shift`` to every cell's features and applies the model's Dense head in NumPy
 (:meth:`edge_wbc.runtime.ood.OODStats.head_probs`); the OOD score is computed on the shifted features.
 This is the last-layer analogue of AdaBN (which re-estimates every BatchNorm layer and needs the
@@ -57,10 +58,10 @@ def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=p
     if len(feats) < min_images:
         raise AdaptError(f"--images {images}: {len(feats)} usable cell images, at least {min_images} needed "
                          f"({len(skipped)} skipped)")
-    target = np.mean(np.stack(feats), axis=0, dtype=np.float64)
-    shift = clf.ood.source_mean - target
+    shift, pi = clf.ood.estimate_shift(np.stack(feats))
     adapted = {"method": "features", "images": len(feats), "skipped": len(skipped), "folder": display_name(images),
                "shift_norm": float(np.linalg.norm(shift)),
+               "class_proportions": {lab: round(float(v), 4) for lab, v in zip(clf.labels, pi)},
                "rule": "f' = f + shift; p = softmax(f' @ head.kernel + head.bias); OOD score on f'"}
     stats = clf.ood.with_shift(shift, adapted)
     doc = json.loads(spec_path_for(clf.path).read_text())

@@ -28,6 +28,20 @@ def test_fit_ood_whitens_the_tied_covariance_and_scores_the_nearest_class(rng):
     assert list(s.is_ood(q)) == [False, True]
 
 
+def test_estimated_shift_follows_the_class_mix_of_the_batch(rng):
+    """A batch of one class is moved onto that class's mean, not onto the mean of all classes."""
+    means = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+    kernel = means.T * 2.0  # a head that scores by the distance to each mean
+    bias = -(means ** 2).sum(1)
+    s = OODStats(means, np.eye(2), 10.0, None, kernel, bias, means.mean(0))
+    batch = means[[1] * 50] + rng.normal(size=(50, 2)) * 0.3 + np.array([1.0, -1.0])  # class 1, off by (1, -1)
+    shift, pi = s.estimate_shift(batch)
+    assert pi.argmax() == 1 and pi[1] > 0.95
+    np.testing.assert_allclose(shift, pi @ means - batch.mean(0))
+    np.testing.assert_allclose(shift, [-1.0, 1.0], atol=0.4)  # the global-mean shift would be about (-3, 3)
+    assert (s.head_probs(batch + shift).argmax(1) == 1).all()
+
+
 def test_shrinkage_pulls_the_covariance_to_its_mean_diagonal(rng):
     y = np.zeros(50, int)
     f = rng.normal(size=(50, 2)) * np.array([1.0, 1e-4])  # a direction with almost no variance
@@ -213,9 +227,12 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     ad = TFLiteClassifier(tmp_path / "out" / "int8.tflite")
     assert ad.adapted and ad.ood.adapted["images"] == 30
     raw = clf.predict_features(dark)[1]
-    np.testing.assert_allclose(ad.ood.shift, clf.ood.source_mean - raw.mean(0, dtype=np.float64), atol=1e-5)
+    shift, pi = clf.ood.estimate_shift(raw)
+    np.testing.assert_allclose(ad.ood.shift, shift, atol=1e-5)
+    assert sum(ad.ood.adapted["class_proportions"].values()) == pytest.approx(1.0, abs=1e-3)
     p2, f2 = ad.predict_features(dark)
-    np.testing.assert_allclose(f2.mean(0), clf.ood.source_mean, atol=1e-4)  # the cells now sit on the training mean
+    # the cells now sit on the training class means, mixed in their own estimated proportions
+    np.testing.assert_allclose(f2.mean(0), pi @ clf.ood.means, atol=1e-4)
     np.testing.assert_allclose(p2, ad.ood.head_probs(raw + ad.ood.shift), atol=1e-6)
     np.testing.assert_array_equal(ad.predict(dark), p2)  # predict() goes through the same path
     # adapting an adapted bundle starts from the unshifted features (the shift is not added twice)
