@@ -90,6 +90,9 @@ def classify(
     if json_out:
         write_json(json_out, clf, result, entries)
     render.classified(result, clf, csv_out, json_out)
+    note = None if no_abstain else result.batch_note(clf)
+    if note:
+        say(f"[yellow]note: {note}[/]")
     if result.n_ok == 0 and not result.bad:
         fail(f"no image files found in {', '.join(map(display_name, paths))}")
     if result.bad and not skip_bad:

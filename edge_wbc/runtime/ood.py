@@ -73,6 +73,19 @@ class OODStats:
             shift = pi @ self.means - mean_t
         return shift, pi
 
+    def batch_note(self, scores, min_cells: int) -> str | None:
+        """A note when the median OOD score of a run's cells exceeds what a batch of training-source
+        cells reaches (``basis.batch_median_limit``, fitted on val), else None."""
+        limit = (self.basis or {}).get("batch_median_limit")
+        if limit is None or len(scores) < min_cells:
+            return None
+        med = float(np.median(scores))
+        if med <= limit:
+            return None
+        return (f"these {len(scores)} cells look unlike the training sources (median OOD distance {med:.0f}, "
+                f"above {limit:.0f} for cells from them): another microscope or stain; answers are less "
+                "reliable. Adapt the model to it: edge-wbc adapt MODEL --images CELLS/ --out DIR --method features")
+
     def with_shift(self, shift: np.ndarray, adapted: dict) -> OODStats:
         from dataclasses import replace
 

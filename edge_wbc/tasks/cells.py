@@ -33,6 +33,7 @@ class CellAnswer:
     probs: np.ndarray  # calibrated
     flags: list[str] = field(default_factory=list)
     wbc_box: tuple | None = None
+    ood_score: float | None = None  # the Mahalanobis distance of the cell's features (None without OOD stats)
 
 
 class CellAnswerer:
@@ -50,11 +51,15 @@ class CellAnswerer:
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
         flags = find_flags(find, img.size, self.limits) + image_flags(x, side, spec.input_height, self.limits)
-        if self.clf.ood is not None and pred.features is not None and self.clf.ood.is_ood(pred.features):
-            flags.append("ood")
+        score = None
+        if self.clf.ood is not None and pred.features is not None:
+            score = float(self.clf.ood.score(pred.features))
+            if score > self.clf.ood.threshold:
+                flags.append("ood")
         if label == UNCERTAIN:
             flags.append("low_confidence")
-        return CellAnswer(UNCERTAIN if flags else label, conf, q, flags, find.box if find and find.found else None)
+        return CellAnswer(UNCERTAIN if flags else label, conf, q, flags, find.box if find and find.found else None,
+                          score)
 
     def answer_path(self, path: str | Path) -> CellAnswer:
         return self.answer_image(load_image(path))

@@ -29,6 +29,13 @@ class ClassifyResult:
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     n_uncertain: int = 0
     flags: dict[str, int] = field(default_factory=dict)  # flag -> files
+    ood_scores: list[float] = field(default_factory=list)  # every answered cell's OOD distance (if the model has one)
+
+    def batch_note(self, clf: TFLiteClassifier) -> str | None:
+        """The model's note on the run as a whole (cells from another microscope), or None."""
+        from ..defaults import ADAPT_MIN_IMAGES
+
+        return None if clf.ood is None else clf.ood.batch_note(self.ood_scores, ADAPT_MIN_IMAGES)
 
 
 def csv_header(clf: TFLiteClassifier) -> list[str]:
@@ -71,10 +78,13 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
                 result.n_uncertain += 1
             for f in a.flags:
                 result.flags[f] = result.flags.get(f, 0) + 1
+            if a.ood_score is not None:
+                result.ood_scores.append(a.ood_score)
             if entries is not None:
                 entries.append({"file": name, "prediction": a.prediction, "confidence": round(a.confidence, 6),
                                 "probs": {k: round(float(v), 6) for k, v in zip(clf.labels, a.probs)},
-                                "flags": a.flags, "error": None})
+                                "flags": a.flags, "ood_score": None if a.ood_score is None else round(a.ood_score, 3),
+                                "error": None})
             yield [name, a.prediction, f"{a.confidence:.6f}", *[f"{v:.6f}" for v in a.probs], "|".join(a.flags), ""]
     yield from pending()
 
@@ -101,5 +111,7 @@ def write_json(path: str | Path, clf: TFLiteClassifier, result: ClassifyResult, 
     doc = {"model": str(clf.path), "labels": list(clf.labels),
            "rule": {"temperature": r.temperature, "uncertain_below": r.threshold, "source": r.source},
            "n_ok": result.n_ok, "n_uncertain": result.n_uncertain, "flags": result.flags, "n_bad": len(result.bad),
+           "ood": None if clf.ood is None else {"threshold": clf.ood.threshold, "adapted": clf.ood.adapted,
+                                                "batch_note": result.batch_note(clf)},
            "images": entries}
     return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.containers import Dataset, Split
-from ..defaults import OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
+from ..defaults import ADAPT_MIN_IMAGES, OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
 from ..runtime.classifier import TFLiteClassifier
 from ..runtime.ood import OODStats, choose_threshold, fit_ood
 
@@ -29,6 +29,22 @@ def _cap_per_source(split: Split, cap: int, seed: int) -> Split:
         idx = np.flatnonzero(src == s)
         keep.extend(sorted(rng.choice(idx, cap, replace=False)) if len(idx) > cap else idx)
     return split.take(np.asarray(sorted(keep)))
+
+
+def batch_median_limit(val_scores: dict[str, np.ndarray], n: int = ADAPT_MIN_IMAGES, draws: int = 500,
+                       quantile: float = 0.995, seed: int = 0) -> tuple[float, str]:
+    """The largest median OOD score a batch of ``n`` cells from a training source reaches: per source,
+    the ``quantile`` of the medians of ``draws`` random ``n``-cell samples of its val scores; the
+    largest over sources. A larger batch median says the batch comes from another microscope."""
+    rng = np.random.default_rng(seed)
+    lim = {}
+    for s, v in val_scores.items():
+        v = np.asarray(v, np.float64)
+        k = min(n, len(v))
+        lim[s] = float(np.quantile([np.median(rng.choice(v, k, replace=False)) for _ in range(draws)], quantile))
+    per = ", ".join(f"{s} {v:.1f}" for s, v in lim.items())
+    return max(lim.values()), (f"max over training sources of the {quantile} quantile of the median score of "
+                               f"{draws} random {n}-cell val samples: {per}")
 
 
 def features_of(clf: TFLiteClassifier, images: np.ndarray) -> np.ndarray:
@@ -55,7 +71,9 @@ def fit_ood_stats(clf: TFLiteClassifier, ds: Dataset, head: tuple | None = None,
     val = ds.split("val")
     src = split_sources(val)
     scores = stats.score(features_of(clf, val.images))
-    threshold, basis = choose_threshold({s: scores[src == s] for s in np.unique(src)}, quantile)
+    per_source = {s: scores[src == s] for s in np.unique(src)}
+    threshold, basis = choose_threshold(per_source, quantile)
+    basis["batch_median_limit"], basis["batch_median_basis"] = batch_median_limit(per_source, seed=seed)
     basis.update(fitted_on=f"{ds.name} train split ({len(train)} images, <= {per_source} a source)",
                  shrink=shrink, features="the converted model's own features output, dequantized")
     kernel, bias = (None, None) if head is None else (np.asarray(head[0], np.float64), np.asarray(head[1], np.float64))

@@ -249,3 +249,18 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     (few / "bad.png").write_bytes(b"not a png")
     with pytest.raises(AdaptError, match=r"5 usable cell images, at least 20 needed \(1 skipped\)"):
         adapt_features(d / "int8.tflite", few, tmp_path / "o4")
+
+
+def test_batch_median_limit_and_the_note_for_a_shifted_batch():
+    from edge_wbc.tasks.ood import batch_median_limit
+
+    rng = np.random.default_rng(0)
+    val = {"a": rng.exponential(10.0, 400), "b": rng.exponential(20.0, 60)}
+    lim, basis = batch_median_limit(val, n=20, draws=300)
+    assert lim > np.median(val["b"]) and "b " in basis and "20-cell" in basis
+    assert lim < 3 * np.median(val["b"])  # medians of 20 cells vary, but not by 3x
+    s = OODStats(np.zeros((1, 2)), np.eye(2), 50.0, {"batch_median_limit": lim})
+    assert s.batch_note(val["b"][:40], 20) is None  # cells like a training source's
+    assert s.batch_note(np.full(19, 10 * lim), 20) is None  # too few cells to judge
+    note = s.batch_note(np.full(25, 2 * lim), 20)
+    assert note.startswith("these 25 cells look unlike the training sources") and "--method features" in note
