@@ -120,6 +120,13 @@ def main() -> None:
                    "em": f_te + em_shift}
         r["feature_alignment_top1"] = {k: float((softmax(v @ kernel + bias).argmax(1) == y[held_te]).mean())
                                        for k, v in aligned.items()}
+        # the same on the held-out source's val split (what the choice of method may read)
+        held_va = (cc.src == held) & (cc.split == "val")
+        f_va = feats[held_va]
+        r["feature_alignment_val_top1"] = {
+            k: float((softmax(v @ kernel + bias).argmax(1) == y[held_va]).mean()) for k, v in {
+                "none": f_va, "mean": f_va - mu_t + mu_s, "mean_sd": (f_va - mu_t) / sd_t * sd_s + mu_s,
+                "em": f_va + em_shift}.items()}
         r["feature_alignment_adapt_n"] = int(adapt.sum())
         r["em_class_proportions"] = [round(float(v), 3) for v in pi]
         # after EM alignment: the per-cell OOD flag and the confidence rule on the shifted features
@@ -149,6 +156,11 @@ def main() -> None:
               "alignment:", {k: round(v, 3) for k, v in r["feature_alignment_top1"].items()},
               "em both:", {k: round(v, 3) for k, v in r["em_both"].items() if v is not None},
               "single-class:", {k: round(v, 3) for k, v in r["single_class_batches_top1"].items()})
+    names = ("none", "mean", "mean_sd", "em")
+    out["alignment_mean_over_folds"] = {
+        split: {k: float(np.mean([f[key][k] for f in out["folds"].values()])) for k in names}
+        for split, key in (("val", "feature_alignment_val_top1"), ("test", "feature_alignment_top1"))}
+    print("alignment, mean over folds:", out["alignment_mean_over_folds"])
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
 

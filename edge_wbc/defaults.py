@@ -71,3 +71,5 @@ OOD_QUANTILE = 0.99
 OOD_SHRINK = 0.05
 #: `edge-wbc adapt --method features`: unlabelled cell images needed for the feature mean
 ADAPT_MIN_IMAGES = 20
+#: how `adapt --method features` estimates the shift: "mean" or "em" (edge_wbc.runtime.ood.SHIFT_KINDS)
+ADAPT_SHIFT = "em"

@@ -71,6 +71,8 @@ def adapt(
                                        help="adabn: every BatchNorm layer (needs the train extra and the Keras "
                                             "model); features: the features output of a bundle converted with "
                                             "--ood (runtime only, no TensorFlow)."),
+    shift: Optional[str] = typer.Option(None, "--shift", help="--method features: how the shift is estimated: "
+                                        "em (follows the cells' own class mix) or mean (default: em)."),
     seed: int = typer.Option(0, min=0),
 ):
     """Adapt a field model to your microscope: AdaBN on your images (+ few-shot head training), int8 bundle;
@@ -82,13 +84,20 @@ def adapt(
     if method == AdaptMethod.features:
         if labels is not None:
             fail("--labels (few-shot) needs --method adabn")
+        from ..defaults import ADAPT_SHIFT
+        from ..runtime.ood import SHIFT_KINDS
+
+        if shift is not None and shift not in SHIFT_KINDS:
+            fail(f"--shift {shift!r}: valid choices are {', '.join(SHIFT_KINDS)}")
         from ..assets import resolve_model
         from ..tasks.adapt import adapt_features
 
         src = resolve_model("wbc_field_int8" if model == "wbc_field" else model)
-        r = adapt_features(src, images, out, log=say)
+        r = adapt_features(src, images, out, log=say, shift_kind=shift or ADAPT_SHIFT)
         say(f"wrote {r['out']} (+ .json): features shifted by the mean of {r['images']} cells")
         return
+    if shift is not None:
+        fail("--shift needs --method features")
     _tf()
     from ..training.adapt import adapt_bundle
 

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import ModelError
 
 KIND = "mahalanobis"
+SHIFT_KINDS = ("mean", "em")  # how `edge-wbc adapt --method features` estimates the feature shift
 RULE_TEXT = ("d = min over classes c of || (f - means[c]) @ whiten ||^2, f the dequantized features output; "
              "flag 'ood' when d > threshold")
 
@@ -55,17 +56,24 @@ class OODStats:
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    def estimate_shift(self, features: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The feature shift of a set of unlabelled cells from one microscope, robust to its class mix.
+    def estimate_shift(self, features: np.ndarray, kind: str = "em", iters: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The feature shift of a set of unlabelled cells from one microscope. Returns (shift, pi).
 
-        Moving the cells' mean onto the training mean would also move a batch of mostly neutrophils
-        towards the other classes. Instead the target is the mixture of the training class means with
-        the batch's own class proportions ``pi``, estimated by EM (Saerens et al. 2002):
-        ``shift = pi @ means - mean(f)``, ``pi = mean(head_probs(f + shift))``, repeated ``iters``
-        times from ``pi`` of the unshifted cells. Returns (shift, pi).
+        ``kind="mean"``: the cells' mean onto the training features' mean (``source_mean``). Right when
+        the cells are a natural mix like the training sources'; a batch of one class is pulled towards
+        the others. ``kind="em"``: onto the training class means mixed in the batch's own class
+        proportions ``pi``, estimated by EM (Saerens et al. 2002): ``shift = pi @ means - mean(f)``,
+        ``pi = mean(head_probs(f + shift))``, ``iters`` times from ``pi`` of the unshifted cells;
+        robust to the class mix, but it keeps the biased ``pi`` of a strongly shifted microscope.
+        ``pi`` is the class mix after the shift.
         """
+        if kind not in SHIFT_KINDS:
+            raise ValueError(f"shift kind {kind!r}: valid kinds are {', '.join(SHIFT_KINDS)}")
         f = np.asarray(features, np.float64)
         mean_t = f.mean(axis=0)
+        if kind == "mean":
+            shift = self.source_mean - mean_t
+            return shift, self.head_probs(f + shift).mean(axis=0).astype(np.float64)
         pi = self.head_probs(f).mean(axis=0).astype(np.float64)
         shift = pi @ self.means - mean_t
         for _ in range(iters):

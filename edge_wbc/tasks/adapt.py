@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import iter_inputs
-from ..defaults import ADAPT_MIN_IMAGES
+from ..defaults import ADAPT_MIN_IMAGES, ADAPT_SHIFT
 from ..errors import EdgeWBCError, ImageError
 from ..fileio import atomic_write_text
 from ..preprocess import display_name, load_image
@@ -32,7 +32,7 @@ class AdaptError(EdgeWBCError):
 
 
 def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=print,
-                   min_images: int = ADAPT_MIN_IMAGES) -> dict:
+                   min_images: int = ADAPT_MIN_IMAGES, shift_kind: str = ADAPT_SHIFT) -> dict:
     """Write ``out/<name>.tflite`` (+ its JSON and labels) with the feature shift of ``images``."""
     clf = TFLiteClassifier(model)
     if clf.ood is None or clf.ood.head_kernel is None:
@@ -58,8 +58,9 @@ def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=p
     if len(feats) < min_images:
         raise AdaptError(f"--images {images}: {len(feats)} usable cell images, at least {min_images} needed "
                          f"({len(skipped)} skipped)")
-    shift, pi = clf.ood.estimate_shift(np.stack(feats))
-    adapted = {"method": "features", "images": len(feats), "skipped": len(skipped), "folder": display_name(images),
+    shift, pi = clf.ood.estimate_shift(np.stack(feats), shift_kind)
+    adapted = {"method": "features", "shift": shift_kind, "images": len(feats), "skipped": len(skipped),
+               "folder": display_name(images),
                "shift_norm": float(np.linalg.norm(shift)),
                "class_proportions": {lab: round(float(v), 4) for lab, v in zip(clf.labels, pi)},
                "rule": "f' = f + shift; p = softmax(f' @ head.kernel + head.bias); OOD score on f'"}

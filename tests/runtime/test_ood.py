@@ -40,6 +40,11 @@ def test_estimated_shift_follows_the_class_mix_of_the_batch(rng):
     np.testing.assert_allclose(shift, pi @ means - batch.mean(0))
     np.testing.assert_allclose(shift, [-1.0, 1.0], atol=0.4)  # the global-mean shift would be about (-3, 3)
     assert (s.head_probs(batch + shift).argmax(1) == 1).all()
+    g, _ = s.estimate_shift(batch, "mean")  # the global mean: pulled towards the other two classes
+    np.testing.assert_allclose(g, means.mean(0) - batch.mean(0))
+    assert (s.head_probs(batch + g).argmax(1) == 1).mean() < 0.5
+    with pytest.raises(ValueError, match="shift kind 'median': valid kinds are mean, em"):
+        s.estimate_shift(batch, "median")
 
 
 def test_shrinkage_pulls_the_covariance_to_its_mean_diagonal(rng):
@@ -227,7 +232,7 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     ad = TFLiteClassifier(tmp_path / "out" / "int8.tflite")
     assert ad.adapted and ad.ood.adapted["images"] == 30
     raw = clf.predict_features(dark)[1]
-    shift, pi = clf.ood.estimate_shift(raw)
+    shift, pi = clf.ood.estimate_shift(raw, "em")
     np.testing.assert_allclose(ad.ood.shift, shift, atol=1e-5)
     assert sum(ad.ood.adapted["class_proportions"].values()) == pytest.approx(1.0, abs=1e-3)
     p2, f2 = ad.predict_features(dark)
