@@ -72,4 +72,6 @@ OOD_SHRINK = 0.05
 #: `edge-wbc adapt --method features`: unlabelled cell images needed for the feature mean
 ADAPT_MIN_IMAGES = 20
 #: how `adapt --method features` estimates the shift: "mean" or "em" (edge_wbc.runtime.ood.SHIFT_KINDS)
-ADAPT_SHIFT = "em"
+ADAPT_SHIFT = "mean"
+#: training crops a source used to fit a field model's image-quality limits (metrics.quality)
+QUALITY_PER_SOURCE = 600

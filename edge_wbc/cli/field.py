@@ -72,7 +72,8 @@ def adapt(
                                             "model); features: the features output of a bundle converted with "
                                             "--ood (runtime only, no TensorFlow)."),
     shift: Optional[str] = typer.Option(None, "--shift", help="--method features: how the shift is estimated: "
-                                        "em (follows the cells' own class mix) or mean (default: em)."),
+                                        "mean (default; the cells must be a natural mix, e.g. every WBC of "
+                                        "whole smears) or em (follows the cells' own class mix)."),
     seed: int = typer.Option(0, min=0),
 ):
     """Adapt a field model to your microscope: AdaBN on your images (+ few-shot head training), int8 bundle;

@@ -373,6 +373,10 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
                     "(try another --ft-lr or --ft-epochs, "
                     "use `--mode int8`, or pass --allow-below-ptq)"
                 )
+    if spec.crop == "wbc" and spec.task != "segmentation":  # a field model: quality limits of its training crops
+        from ..tasks.ood import fit_quality
+
+        tmp_spec = tmp_spec.replace(metrics={**(tmp_spec.metrics or {}), "quality": fit_quality(dataset(), seed=seed)})
     if ood:
         from ..tasks.ood import fit_ood_stats
 

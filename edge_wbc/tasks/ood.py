@@ -1,7 +1,9 @@
-"""Fit a classifier's OOD statistics on its own features: means and covariance on train, threshold on val.
+"""Fit what a classifier abstains with: OOD statistics of its own features (means and covariance on
+train, threshold on val) and the image-quality limits of its training crops.
 
-Used by ``edge-wbc convert --ood`` (on the converted file, so int8 models are fitted on their own int8
-features) and by the benchmarks. The score itself is :mod:`edge_wbc.runtime.ood` (NumPy only).
+Used by ``edge-wbc convert`` (``--ood``: on the converted file, so int8 models are fitted on their own
+int8 features; the quality limits of every field model) and by the benchmarks. The checks themselves
+are :mod:`edge_wbc.runtime.ood` and :mod:`edge_wbc.runtime.quality` (NumPy only).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.containers import Dataset, Split
-from ..defaults import ADAPT_MIN_IMAGES, OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
+from ..defaults import ADAPT_MIN_IMAGES, OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE, QUALITY_PER_SOURCE
 from ..runtime.classifier import TFLiteClassifier
 from ..runtime.ood import OODStats, choose_threshold, fit_ood
 
@@ -45,6 +47,18 @@ def batch_median_limit(val_scores: dict[str, np.ndarray], n: int = ADAPT_MIN_IMA
     per = ", ".join(f"{s} {v:.1f}" for s, v in lim.items())
     return max(lim.values()), (f"max over training sources of the {quantile} quantile of the median score of "
                                f"{draws} random {n}-cell val samples: {per}")
+
+
+def fit_quality(ds: Dataset, per_source: int = QUALITY_PER_SOURCE, seed: int = 0) -> dict:
+    """The image-quality limits (``metrics.quality``) just outside every training source's train crops."""
+    from ..runtime.quality import fit_limits, measures
+
+    train = _cap_per_source(ds.split("train"), per_source, seed)
+    src = split_sources(train)
+    per = {s: [measures(x) for x in train.images[src == s]] for s in np.unique(src)}
+    names = ", ".join(per)
+    return {**fit_limits(per).to_dict(),
+            "fitted_on": f"train crops of {names} (<= {per_source} per source); runtime.quality.fit_limits, margin 0.5"}
 
 
 def features_of(clf: TFLiteClassifier, images: np.ndarray) -> np.ndarray:

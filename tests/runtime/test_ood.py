@@ -232,12 +232,16 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     ad = TFLiteClassifier(tmp_path / "out" / "int8.tflite")
     assert ad.adapted and ad.ood.adapted["images"] == 30
     raw = clf.predict_features(dark)[1]
-    shift, pi = clf.ood.estimate_shift(raw, "em")
+    shift, pi = clf.ood.estimate_shift(raw, "mean")
     np.testing.assert_allclose(ad.ood.shift, shift, atol=1e-5)
+    assert ad.ood.adapted["shift"] == "mean"  # the default
     assert sum(ad.ood.adapted["class_proportions"].values()) == pytest.approx(1.0, abs=1e-3)
     p2, f2 = ad.predict_features(dark)
-    # the cells now sit on the training class means, mixed in their own estimated proportions
-    np.testing.assert_allclose(f2.mean(0), pi @ clf.ood.means, atol=1e-4)
+    np.testing.assert_allclose(f2.mean(0), clf.ood.source_mean, atol=1e-4)  # the cells now sit on the training mean
+    em = adapt_features(d / "int8.tflite", cells, tmp_path / "em", log=lambda s: None, shift_kind="em")
+    _, pi_em = clf.ood.estimate_shift(raw, "em")
+    f_em = TFLiteClassifier(em["out"]).predict_features(dark)[1]
+    np.testing.assert_allclose(f_em.mean(0), pi_em @ clf.ood.means, atol=1e-4)  # onto the class means in its mix
     np.testing.assert_allclose(p2, ad.ood.head_probs(raw + ad.ood.shift), atol=1e-6)
     np.testing.assert_array_equal(ad.predict(dark), p2)  # predict() goes through the same path
     # adapting an adapted bundle starts from the unshifted features (the shift is not added twice)
@@ -269,3 +273,24 @@ def test_batch_median_limit_and_the_note_for_a_shifted_batch():
     assert s.batch_note(np.full(19, 10 * lim), 20) is None  # too few cells to judge
     note = s.batch_note(np.full(25, 2 * lim), 20)
     assert note.startswith("these 25 cells look unlike the training sources") and "--method features" in note
+
+
+def test_fit_quality_uses_each_source_s_train_crops_only(rng):
+    from edge_wbc.data.containers import Dataset, Split
+    from edge_wbc.runtime.quality import fit_limits, measures
+    from edge_wbc.tasks.ood import fit_quality
+
+    def split(n, groups):
+        x = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+        return Split(x, np.zeros(n, np.int64), [f"i{i}" for i in range(n)], groups)
+
+    tr = split(12, [f"{'a' if i < 8 else 'b'}:g{i}" for i in range(12)])
+    te = split(4, ["a:t"] * 4)
+    te.images[:] = 0  # a test image that would move the limits if it were read
+    d = fit_quality(Dataset("a,b", ("x",), {"train": tr, "val": tr, "test": te}), per_source=5)
+    src = np.array([g[0] for g in tr.groups])
+    rs = np.random.default_rng(0)
+    keep = sorted([*rs.choice(np.flatnonzero(src == "a"), 5, replace=False), *np.flatnonzero(src == "b")])
+    want = fit_limits({s: [measures(tr.images[i]) for i in keep if src[i] == s] for s in ("a", "b")}).to_dict()
+    assert {k: v for k, v in d.items() if k != "fitted_on"} == pytest.approx(want)
+    assert d["fitted_on"].startswith("train crops of a, b (<= 5 per source)")
