@@ -1,5 +1,7 @@
 """The shipped field model on each source's test split (canonical crops, as `classify` sees them):
-int8 and float16 top-1, macro-F1, answered-wrong and coverage under the bundle's own uncertain rule.
+int8 and float16 top-1, macro-F1, answered-wrong and coverage under the bundle's own uncertain rule;
+the share of cells flagged by the OOD score, by the image-quality checks and by any flag (the
+confidence rule included), and coverage / answered-wrong when every flag abstains.
 
     python benchmarks/field_insource.py --json docs/results/field_insource.json
 """
@@ -10,8 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from edge_wbc.assets import resolve_model
 from edge_wbc.runtime import TFLiteClassifier
+from edge_wbc.runtime.quality import QualityLimits, image_flags
 from edge_wbc.tasks.cellsets import load_cell_crops, to_model_size
 from edge_wbc.training.loso import summarize
 
@@ -29,12 +34,26 @@ def main() -> None:
         res = {}
         for s in ("pbc128", "bccd", "wbcseg"):
             m = (cc.src == s) & (cc.split == "test")
-            p = clf.predict(to_model_size(cc.x[m], (clf.spec.input_height, clf.spec.input_width)))
+            x = to_model_size(cc.x[m], (clf.spec.input_height, clf.spec.input_width))
+            p, f = clf.predict_features(x)
             res[s] = summarize(p, cc.y[m], r.temperature, r.threshold)
+            ood = clf.ood.is_ood(f) if clf.ood is not None else np.zeros(len(x), bool)
+            limits = QualityLimits.from_dict((clf.spec.metrics or {}).get("quality"))
+            qual = np.array([bool(image_flags(xi, None, clf.spec.input_height, limits)) for xi in x])
+            q = r.calibrate(p)
+            conf_ok = q.max(1) >= r.threshold
+            ok = conf_ok & ~ood & ~qual & cc.found[m]
+            pred = q.argmax(1)
+            res[s].update(ood_flagged=float(ood.mean()), quality_flagged=float(qual.mean()),
+                          no_wbc=float((~cc.found[m]).mean()), any_flag=float((~ok).mean()),
+                          all_flags_coverage=float(ok.mean()),
+                          all_flags_answered_wrong=float((ok & (pred != cc.y[m])).mean()))
         out[name] = {"rule": {"temperature": r.temperature, "uncertain_below": r.threshold}, "test": res}
         print(
             name,
-            {s: (round(v["top1"], 4), round(v["coverage"], 3), round(v["answered_wrong"], 4)) for s, v in res.items()},
+            {s: (round(v["top1"], 4), round(v["coverage"], 3), round(v["answered_wrong"], 4), "ood",
+                 round(v["ood_flagged"], 3), "quality", round(v["quality_flagged"], 3), "any", round(v["any_flag"], 3))
+             for s, v in res.items()},
         )
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
