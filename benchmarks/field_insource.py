@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,34 @@ def main() -> None:
                  round(v["ood_flagged"], 3), "quality", round(v["quality_flagged"], 3), "any", round(v["any_flag"], 3))
              for s, v in res.items()},
         )
+    # int8 vs float16 OOD decisions on the same crops (each with its own statistics), and the cost of
+    # the score per cell at 1 thread against the model's own p50
+    names = a.models.split(",")
+    if len(names) == 2:
+        m = cc.split == "test"
+        x = to_model_size(cc.x[m], (64, 64))
+        dec = []
+        for name in names:
+            c = TFLiteClassifier(resolve_model(name))
+            dec.append(c.ood.is_ood(c.predict_features(x)[1]))
+        agree = float((dec[0] == dec[1]).mean())
+        out["ood_decision_agreement"] = {"models": names, "n": int(m.sum()), "agreement": agree}
+        print("OOD decisions, int8 vs float16:", out["ood_decision_agreement"])
+    clf = TFLiteClassifier(resolve_model(names[0]), num_threads=1)
+    x1 = to_model_size(cc.x[:1], (clf.spec.input_height, clf.spec.input_width))
+    q = clf.quantize_input(x1)
+    t_model, t_score = [], []
+    for _ in range(300):
+        t0 = time.perf_counter()
+        clf.invoke_one(q)
+        f = clf._features()
+        t1 = time.perf_counter()
+        clf.ood.score(f)
+        t_score.append(time.perf_counter() - t1)
+        t_model.append(t1 - t0)
+    pm, ps = float(np.median(t_model)) * 1e3, float(np.median(t_score)) * 1e3
+    out["ood_overhead"] = {"model": names[0], "threads": 1, "model_p50_ms": pm, "score_p50_ms": ps, "ratio": ps / pm}
+    print("OOD overhead:", out["ood_overhead"])
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
 

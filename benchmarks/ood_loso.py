@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.defaults import OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
+from edge_wbc.defaults import ADAPT_MIN_IMAGES, OOD_QUANTILE, OOD_SHRINK, OOD_TRAIN_PER_SOURCE
 from edge_wbc.metrics.classification import binary_auc
 from edge_wbc.runtime.ood import OODStats, choose_threshold, fit_ood
 from edge_wbc.runtime.rule import apply_temperature
 from edge_wbc.tasks.cellsets import load_cell_crops, to_model_size
+from edge_wbc.tasks.ood import batch_median_limit
 
 QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 
@@ -46,6 +47,13 @@ def softmax(z):
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
+
+
+def batches_over(v: np.ndarray, limit: float, draws: int = 500, seed: int = 1) -> float:
+    """Share of random ADAPT_MIN_IMAGES-cell batches of ``v`` whose median score is above ``limit``."""
+    rng = np.random.default_rng(seed)
+    k = min(ADAPT_MIN_IMAGES, len(v))
+    return float(np.mean([np.median(rng.choice(v, k, replace=False)) > limit for _ in range(draws)]))
 
 
 def rule_stats(pred, y, answered) -> dict:
@@ -108,6 +116,12 @@ def main() -> None:
                                 **{f"val/{s}": float(np.median(v)) for s, v in val.items()},
                                 **{f"test/{s}": float(np.median(d[(cc.src == s) & (cc.split == "test")]))
                                    for s in train_src}}
+        # the run-level note of classify: the share of random 20-cell batches whose median is above the
+        # limit fitted on the training sources' val batches (held-out: should fire; in-source: should not)
+        limit, _ = batch_median_limit(val)
+        r["batch_note"] = {"limit": limit, "held_out_test_batches_noted": batches_over(d[held_te], limit),
+                           **{f"in_source_test_batches_noted/{s}": batches_over(d[(cc.src == s) & (cc.split == "test")],
+                                                                                limit) for s in train_src}}
         # feature alignment with the head in NumPy: the held-out source's unlabelled train + val images
         # give its feature mean (and per-feature sd); the training sources' train features give theirs
         adapt = (cc.src == held) & (cc.split != "test")
@@ -152,7 +166,7 @@ def main() -> None:
                      if k in ("held_out_flagged", "auroc_held_out_vs_in_source_test", "top1")},
               "both:", {k: round(v, 3) for k, v in r["both"].items() if v is not None},
               "in-source flagged:", {k: round(v, 3) for k, v in r["in_source_test_flagged"].items()},
-              "medians:", {k: round(v, 1) for k, v in r["median_distance"].items()},
+              "medians:", {k: round(v, 1) for k, v in r["median_distance"].items()}, "batch note:", r["batch_note"],
               "alignment:", {k: round(v, 3) for k, v in r["feature_alignment_top1"].items()},
               "em both:", {k: round(v, 3) for k, v in r["em_both"].items() if v is not None},
               "single-class:", {k: round(v, 3) for k, v in r["single_class_batches_top1"].items()})

@@ -37,7 +37,10 @@ def main() -> None:
     clf = TFLiteClassifier(resolve_model(a.model) if a.model else default_classifier())
     root = data_root()
     rnd = random.Random(0)
-    pbc = sorted((root / "pbc128" / "test").glob("*/*.jpg"))
+    # the model's five classes only: PBC's ig, erythroblast and platelet folders are cells it does not know
+    from edge_wbc.data.cells import VOCAB
+
+    pbc = sorted(p for p in (root / "pbc128" / "test").glob("*/*.jpg") if p.parent.name in VOCAB)
     cells = rnd.sample(sorted((root / "bccd" / "BCCD_cropped").glob("*/*.jpg")), a.cells // 2) + rnd.sample(
         pbc, a.cells // 2
     )
