@@ -44,9 +44,14 @@ class StandInClassifier:
         self.rows = list(rows)
         self.crops = []
 
+    ood = None  # no features output: no OOD score
+
     def predict(self, x):
         self.crops.append(x)
         return np.array([self.rows.pop(0)], np.float64)
+
+    def predict_features(self, x):
+        return self.predict(x), None
 
     predict_image = TFLiteClassifier.predict_image  # the real preprocessing, then the stand-in's predict
 
