@@ -108,11 +108,13 @@ def run_compiled(job: dict, images: np.ndarray) -> dict:
     init_ms = (time.perf_counter() - t0) * 1e3
     n_out = int(np.prod(clf.output["shape"]))
     out_dtype = clf.output_dtype
+    # the probabilities' place among the outputs (a model with a features output has two)
+    k = [o["index"] for o in clf.interpreter.get_output_details()].index(clf.output["index"])
 
     def invoke(q):
         ins[0].write(q)
         model.run_by_index(0, ins, outs)
-        return outs[0].read(n_out, out_dtype).reshape(clf.output["shape"])
+        return outs[k].read(n_out, out_dtype).reshape(clf.output["shape"])
 
     n_q = max(1, min(len(images), 64))
     q = [clf.quantize_input(images[i : i + 1]) for i in range(n_q)]
