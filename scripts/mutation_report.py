@@ -57,12 +57,19 @@ def _functions(module_path: str) -> dict[str, str]:
 
 
 def _diff(name: str, module_path: str) -> str:
-    """The changed lines of a mutant against the original function (as `mutmut show`, without its start-up)."""
-    func = name.rsplit(".", 1)[-1].split("ǁ")[-1]
-    base, _, num = func.rpartition("__mutmut_")
+    """The changed lines of a mutant against the original function (as `mutmut show`, without its start-up).
+
+    Functions are looked up by mutmut's mangled name (``x_f__mutmut_3``, ``xǁClassǁmethod__mutmut_3``); the
+    ``def`` line is compared too (a mutated default argument), with the mutant's name put back to the original's.
+    """
+    func = name.rsplit(".", 1)[-1]
+    base, _, _num = func.rpartition("__mutmut_")
     funcs = _functions(module_path)
     orig, mut = funcs.get(f"{base}__mutmut_orig", ""), funcs.get(func, "")
-    lines = difflib.unified_diff(orig.splitlines()[1:], mut.splitlines()[1:], lineterm="", n=0)
+    if not mut:
+        return "(mutant not found in ./mutants/: re-run mutmut)"
+    mut = mut.replace(f"def {func}(", f"def {base}__mutmut_orig(", 1)
+    lines = difflib.unified_diff(orig.splitlines(), mut.splitlines(), lineterm="", n=0)
     return "\n".join(ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")))
 
 
