@@ -1,9 +1,17 @@
 """Write the mutmut 3 results in ./mutants/ as docs/results/mutation_report.{json,md}.
 
 Score = (killed + timeout) / (all mutants - skipped), mutmut's own count (as `mutmut badge`); a mutant
-that no selected test reaches ("no tests") counts as not killed. Survivors are listed with their diff;
-the reasons a survivor is equivalent or harmless are kept in docs/results/mutation_survivors.md, whose
-"mutant name: reason" lines are copied into the report beside each survivor.
+that no selected test reaches ("no tests") counts as not killed. Survivors are listed with their diff and
+the reason it is equivalent or harmless, from scripts/mutation_why.toml:
+
+    [shared]                       # reasons used by many mutants
+    float64 = "equivalent: ..."
+    [mutants]
+    "edge_wbc.x.y__mutmut_3" = "harmless: ..."   # or "@float64" for a shared one
+
+Each reason starts with "equivalent:" (no input the function can receive behaves differently) or
+"harmless:" (a difference no caller can observe, e.g. a warning's wording, Windows-only newlines).
+A survivor without a reason is "not yet classified"; ``--strict`` then exits 1.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import difflib
 import json
 import re
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -73,15 +82,25 @@ def _diff(name: str, module_path: str) -> str:
     return "\n".join(ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")))
 
 
+WHY = REPO / "scripts" / "mutation_why.toml"
+KINDS = ("equivalent", "harmless")
+
+
 def _reasons() -> dict[str, str]:
-    p = REPO / "docs" / "results" / "mutation_survivors.md"
-    if not p.is_file():
+    """{mutant name: reason} from scripts/mutation_why.toml, shared reasons resolved."""
+    if not WHY.is_file():
         return {}
+    d = tomllib.loads(WHY.read_text(encoding="utf-8"))
+    shared = d.get("shared", {})
     out = {}
-    for ln in p.read_text().splitlines():
-        m = re.match(r"^- `([^`]+)`: (.+)$", ln)
-        if m:
-            out[m.group(1)] = m.group(2)
+    for name, why in d.get("mutants", {}).items():
+        if why.startswith("@"):
+            if why[1:] not in shared:
+                raise SystemExit(f"{WHY.name}: {name}: no shared reason {why!r} (shared: {', '.join(shared)})")
+            why = shared[why[1:]]
+        if why.split(":", 1)[0] not in KINDS:
+            raise SystemExit(f"{WHY.name}: {name}: a reason starts with one of {', '.join(KINDS)}, got {why[:40]!r}")
+        out[name] = why
     return out
 
 
@@ -93,6 +112,7 @@ def score(counts: Counter) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/results/mutation_report")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if a survivor has no reason")
     args = ap.parse_args()
     res = _results()
     if not res:
@@ -110,8 +130,10 @@ def main() -> int:
             if st not in ("killed", "timeout", "skipped"):
                 survivors.append({"mutant": name, "module": path, "status": st, "diff": _diff(name, path),
                                   "why": reasons.get(name, "")})
+    kinds = Counter(s["why"].split(":", 1)[0] if s["why"] else "not yet classified" for s in survivors)
+    stale = sorted(set(reasons) - {s["mutant"] for s in survivors})  # reasons of mutants killed since
     rep = {"tool": "mutmut", "score": score(total), "counts": dict(sorted(total.items())), "modules": modules,
-           "survivors": survivors}
+           "classified": {k: kinds.get(k, 0) for k in (*KINDS, "not yet classified")}, "survivors": survivors}
     out = REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
@@ -121,19 +143,27 @@ def main() -> int:
           f"**Score: {100 * rep['score']:.1f} %** = (killed + timeout) / (all - skipped) = "
           f"({total['killed']} + {total['timeout']}) / ({sum(total.values())} - {total['skipped']}); "
           "a mutant no selected test reaches counts as not killed.", "",
-          "| module | mutants | killed | survived | no tests | timeout | score |", "|---|---|---|---|---|---|---|"]
+          "| module | mutants | killed | timeout | survived | no tests | not checked | score |",
+          "|---|---|---|---|---|---|---|---|"]
     for path, m in modules.items():
         n = sum(v for k, v in m.items() if k != "score")
-        md.append(f"| `{path}` | {n} | {m.get('killed', 0)} | {m.get('survived', 0)} | {m.get('no tests', 0)} | "
-                  f"{m.get('timeout', 0)} | {100 * m['score']:.1f} % |")
-    md += ["", f"## Surviving mutants ({len(survivors)})", ""]
+        md.append(f"| `{path}` | {n} | {m.get('killed', 0)} | {m.get('timeout', 0)} | {m.get('survived', 0)} | "
+                  f"{m.get('no tests', 0)} | {m.get('not checked', 0)} | {100 * m['score']:.1f} % |")
+    c = rep["classified"]
+    md += ["", f"## Surviving mutants ({len(survivors)}): {c['equivalent']} equivalent, {c['harmless']} harmless, "
+           f"{c['not yet classified']} not yet classified", "",
+           "Each survivor's reason is kept in `scripts/mutation_why.toml`: *equivalent* = no input the function can "
+           "receive behaves differently; *harmless* = a difference no caller or user can observe.", ""]
     for s in survivors:
         md += [f"### `{s['mutant']}` ({s['status']})", "", "```diff", s["diff"], "```", "",
                f"Why: {s['why'] or '(not yet classified)'}", ""]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"mutation score {100 * rep['score']:.1f} % ({dict(total)}); {len(survivors)} survivors -> "
-          f"{out.with_suffix('.md')}")
-    return 0
+    print(f"mutation score {100 * rep['score']:.1f} % ({dict(total)}); {len(survivors)} survivors "
+          f"({dict(kinds)}) -> {out.with_suffix('.md')}")
+    if stale:
+        print(f"{len(stale)} reasons in {WHY.name} are for mutants that no longer survive (killed or gone): "
+              + ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else ""))
+    return 1 if args.strict and kinds.get("not yet classified") else 0
 
 
 if __name__ == "__main__":

@@ -130,3 +130,40 @@ def test_preprocess_array_errors_name_the_problem():
         pp.preprocess_array(np.zeros((8, 8), np.uint8), spec)
     with pytest.raises(ImageError, match="expected uint8 RGB pixels, got dtype float32"):
         pp.preprocess_array(np.zeros((1, 8, 8, 3), np.float32), spec)
+
+
+def test_center_square_offsets_are_floored_on_odd_margins():
+    # 11 x 8: margin 3, left = 3 // 2 = 1 (not PIL's rounding of 1.5 to 2); 8 x 12 (tall): top = 4 // 2 = 2
+    spec = ModelSpec("classification", 8, 8, ("a", "b"), crop="center_square", resample="nearest")
+    x = pp.resize_image(Image.fromarray(_columns(11, 8)), spec)
+    assert x[0, :, 0].tolist() == [c * 10 for c in range(1, 9)]
+    x = pp.resize_image(Image.fromarray(_columns(8, 12)), spec)
+    assert x[:, 0, 0].tolist() == list(range(2, 10))
+
+
+def test_preprocess_array_grey_non_square_is_the_grey_rgb_image():
+    # (N, H, W) grey input = the same pixels in all three channels, cropped and resized as that RGB image
+    spec = ModelSpec("classification", 8, 8, ("a", "b"), crop="center_square", resample="nearest")
+    grey = _columns(12, 8)[..., 0][None]  # (1, 8, 12): the centre square is columns 2..9
+    out = pp.preprocess_array(grey, spec)
+    want = pp.resize_image(Image.fromarray(grey[0]).convert("RGB"), spec)
+    assert out.shape == (1, 8, 8, 3) and out[0, 0, :, 0].tolist() == [c * 10 for c in range(2, 10)]
+    np.testing.assert_array_equal(out[0], want)
+
+
+def test_preprocess_array_one_pixel_high_rgb_image():
+    # a (1, 1, W, 3) array is one RGB row, not a grey image of 3 x W
+    spec = ModelSpec("classification", 8, 8, ("a", "b"), resample="nearest")
+    row = np.zeros((1, 1, 8, 3), np.uint8)
+    row[0, 0, :, 0] = np.arange(1, 9) * 10
+    out = pp.preprocess_array(row, spec)
+    assert out.shape == (1, 8, 8, 3)
+    assert out[0, :, :, 0].tolist() == [list(range(10, 90, 10))] * 8 and out[0, ..., 1:].max() == 0
+
+
+def test_scale_to_8bit_just_above_the_16_bit_range_scales_by_the_maximum():
+    # max 65536: no longer 16-bit, divided by its maximum; 33025 -> 33025 / 65536 * 255 + 0.5 = 129.0 -> 128
+    # (by 65535 it would round to 129)
+    a = np.array([0, 33025, 65536], np.int64)
+    assert pp._scale_to_8bit(a).tolist() == [0, int(33025 / 65536 * 255 + 0.5), 255]
+    assert int(33025 / 65536 * 255 + 0.5) != int(33025 / 65535 * 255 + 0.5)

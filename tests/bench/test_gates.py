@@ -90,6 +90,14 @@ def test_max_size_kb_applies_to_tflite_rows_only():
         "int8.tflite (threads=1): size 100.0 KB exceeds --max-size-kb 99.5"]
 
 
+def test_max_size_kb_is_kibibytes():
+    # 100 KiB + 1 byte is over a 100 KB gate (KB = 1024 bytes, as the size column); exactly 100 KiB is not
+    rep = _report([_row("keras"), _row("int8.tflite", size=100 * 1024 + 1)])
+    assert check_gates(rep, max_size_kb=100) == ["int8.tflite (threads=1): size 100.0 KB exceeds --max-size-kb 100"]
+    rep = _report([_row("keras"), _row("int8.tflite", size=100 * 1024)])
+    assert check_gates(rep, max_size_kb=100) == []
+
+
 def test_a_failed_variant_fails_the_gates():
     rep = _report([_row("keras"), _row("bad.tflite", status="failed", error="corrupt")])
     assert check_gates(rep) == ["bad.tflite (threads=1): status failed: corrupt"]
@@ -118,6 +126,25 @@ def test_compare_accuracy_down_and_missing_rows():
     rep = _report([_row("int8.tflite"), _row("new.tflite")])
     base = _report([_row("int8.tflite", threads=2)])
     assert [c.get("note") for c in compare(rep, base)] == ["no comparable baseline row"] * 2
+
+
+def test_compare_without_comparable_rows_names_them():
+    rep = _report([_row("int8.tflite"), _row("float32.tflite", threads=2)])
+    want = [{"variant": "int8.tflite", "threads": 1, "note": "no comparable baseline row"},
+            {"variant": "float32.tflite", "threads": 2, "note": "no comparable baseline row"}]
+    assert compare(rep, {}) == want  # a baseline JSON without rows (not a bench report): nothing to compare
+    assert compare(rep, {"rows": []}) == want
+    # the baseline row failed (its accuracy and latency are null): not comparable either
+    base = _report([_row("int8.tflite", status="failed", accuracy=None, error="boom")])
+    assert compare(_report([_row("int8.tflite")]), base) == want[:1]
+    # this run's row failed
+    assert compare(_report([_row("int8.tflite", status="failed", error="x")]), _report([_row("int8.tflite")])) == \
+        want[:1]
+
+
+def test_compare_with_a_zero_baseline_p50_is_no_regression():
+    c = _cmp(1.0, base_p50=0.0)
+    assert c["d_p50_rel"] == 0.0 and c["regression"] is False and c["flags"] == [] and c["d_p50_ms"] == 1.0
 
 
 def test_default_noise_margin_is_ten_percent():
@@ -370,3 +397,78 @@ def test_run_bench_dataset_override_and_errors(toy_bench, tmp_path, monkeypatch)
     one = Dataset("toy", ("x", "y"), {"test": Split(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, np.int64), ["a"])})
     monkeypatch.setattr(runner_mod, "load_dataset", lambda *a, **k: one)
     assert run_bench([m], BenchConfig(runs=1, warmup=0))["n"] == 1
+
+
+# ---- _score: metrics, the model's rule, agreement with the reference and with edge-wbc's own row -------
+def _srow(variant, path, probs=None, threads=1, client="edge-wbc", resize=None, rule=None, status="ok"):
+    r = {k: None for k in ROW_KEYS}
+    r.update(variant=variant, path=path, threads=threads, client=client, resize=resize, status=status)
+    if probs is not None:
+        r["_probs"] = np.tile(np.array(probs, float), (6, 1))  # the 4-image pattern, 24 images
+    if rule is not None:
+        r["_rule"] = rule
+    return r
+
+
+def test_score_fills_metrics_rule_effect_agreement_and_client_agreement():
+    from edge_wbc.metrics.classification import ece
+    from edge_wbc.runtime.rule import UncertainRule
+
+    y = np.tile([0, 1, 0, 1], 6)
+    ids = [f"i{j}" for j in range(24)]
+    K = [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]]  # keras: all right
+    Q = [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6]]  # int8: image 1 of each 4 wrong
+    rows = [
+        _srow("keras", "m.keras", K),
+        _srow("bad.tflite", "bad.tflite", status=None, rule=UncertainRule()),  # the worker gave no probabilities
+        _srow("int8.tflite", "int8.tflite", Q, rule=UncertainRule(1.0, 0.65)),
+        _srow("int8.tflite", "int8.tflite", [[0.3, 0.7]] * 4, threads=2),  # predicts 1 everywhere
+        _srow("int8.tflite (mediapipe)", "int8.tflite", [[0.1, 0.9], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6]],
+              client="mediapipe"),
+        _srow("int8.tflite (resize=bilinear)", "int8.tflite", [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.6, 0.4]],
+              resize="bilinear"),
+        _srow("flip.tflite", "flip.tflite", [[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]],
+              rule=UncertainRule(1.0, 0.99)),  # all wrong, nothing confident enough
+        {**_srow("failed.tflite", "failed.tflite", status="failed"), "error": "boom"},
+    ]
+    runner_mod._score(rows, y, ids, ("x", "y"))
+    assert all(not {"_p", "_probs", "_rule"} & set(r) for r in rows)
+    keras, bad, int8, int8_2, mp, rs, flip, failed = rows
+    keys = ("status", "accuracy", "agreement", "max_prob_gap", "disagreements", "client_agreement", "temperature",
+            "uncertain_below", "uncertain_share", "accuracy_reported")
+    got = {r["variant"] + f"@{r['threads']}": {k: r[k] for k in keys} for r in rows}
+    assert got["keras@1"] == {"status": "ok", "accuracy": 1.0, "agreement": 1.0, "max_prob_gap": 0.0,
+                              "disagreements": [], "client_agreement": None, "temperature": None,
+                              "uncertain_below": None, "uncertain_share": None, "accuracy_reported": None}
+    assert got["bad.tflite@1"] == {k: None for k in keys} | {"status": "failed"}
+    assert got["failed.tflite@1"] == {k: None for k in keys} | {"status": "failed"} and failed["error"] == "boom"
+    # int8: the rule keeps 0.9 and 0.7 (both right, class 0), calls 0.6 uncertain
+    assert got["int8.tflite@1"] == {"status": "ok", "accuracy": 0.75, "agreement": 0.75,
+                                    "max_prob_gap": pytest.approx(0.4),
+                                    "disagreements": [f"i{j}" for j in range(1, 24, 4)], "client_agreement": None,
+                                    "temperature": 1.0, "uncertain_below": 0.65, "uncertain_share": 0.5,
+                                    "accuracy_reported": 1.0}
+    assert int8["mean_prob_gap"] == pytest.approx(0.1)  # |0.6 - 0.2| on both columns of 1 image in 4
+    assert int8["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)  # F1 x: 2 * (2/3) / (5/3); y: 2 * 0.5 / 1.5
+    assert int8["per_class_recall"] == {"x": 1.0, "y": 0.5}
+    assert int8["auc_ovr"] == 1.0 and int8["ece"] == pytest.approx(ece(y, np.tile(np.array(Q), (6, 1))))
+    assert keras["macro_f1"] == 1.0 and keras["per_class_recall"] == {"x": 1.0, "y": 1.0}
+    assert got["int8.tflite@2"]["accuracy"] == 0.5 and got["int8.tflite@2"]["client_agreement"] is None
+    # the client and resize rows: agreement with edge-wbc's own row of the same file and threads (int8 @ 1)
+    assert (mp["client_agreement"], rs["client_agreement"]) == (0.75, 0.75)
+    assert (mp["agreement"], rs["agreement"]) == (0.5, 0.5)  # with the reference (keras)
+    # flip: every image disagrees (the list stops at 20); nothing reaches 0.99: all uncertain, no accuracy
+    assert got["flip.tflite@1"] == {"status": "ok", "accuracy": 0.0, "agreement": 0.0,
+                                    "max_prob_gap": pytest.approx(0.8), "disagreements": ids[:20],
+                                    "client_agreement": None, "temperature": 1.0, "uncertain_below": 0.99,
+                                    "uncertain_share": 1.0, "accuracy_reported": None}
+
+
+def test_score_reference_is_a_row_with_probabilities():
+    # a keras row that ran but returned no probabilities is not the reference: float32.tflite is
+    y = np.tile([0, 1, 0, 1], 6)
+    rows = [_srow("keras", "m.keras", status="ok"),
+            _srow("model_float32.tflite", "f.tflite", [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]]),
+            _srow("int8.tflite", "int8.tflite", [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6]])]
+    runner_mod._score(rows, y, [str(i) for i in range(24)], ("x", "y"))
+    assert [r["agreement"] for r in rows] == [None, 1.0, 0.75]

@@ -57,3 +57,13 @@ def test_quantize_dequantize_round_trip_within_half_a_step(rng):
     x = rng.integers(0, 80, 50).astype(np.uint8)  # inside the int8 range: 80 / 0.75 + 7 < 127
     back = m.dequantize_output(m.quantize_input(x))
     assert np.abs(back - x).max() <= 0.375 + 1e-6
+
+
+def test_quantize_input_divides_in_float32_like_the_interpreter():
+    # a float32 scale a QAT model can learn; 246 / scale is just below a .5 tie in float32 (142.5 - 8e-6)
+    # and just above it in float64: the interpreter's Quantize op computes in float32
+    scale = float(np.float32(1.7263157367706299))
+    x = np.array([246], np.uint8)
+    q32 = int(np.round(np.float32(246) / np.float32(scale)))
+    assert q32 != int(np.round(246 / scale))  # the case this test is about
+    assert _model(np.uint8, (scale, 0)).quantize_input(x).tolist() == [q32]

@@ -312,3 +312,238 @@ def test_export_threshold_is_chosen_on_val_not_test(tmp_path, monkeypatch):
                                         "errors_reported": 1, "errors_total": 1}
     rep = evaluate(tmp_path / "m.tflite", spec, None, 0.8, 0.99)  # --threshold: taken as given
     assert rep["uncertain"]["threshold"] == 0.8 and rep["uncertain"]["target_accuracy"] is None
+
+
+# ---- edges that mutation testing showed unpinned (scripts/mutation.sh) ----------------------------
+@pytest.fixture
+def no_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def test_apply_temperature_clips_zero_probabilities_at_1e_4():
+    # a zero probability counts as 1e-4 before the log: softmax(log [1, 1e-4] / 2) = [1, 0.01] / 1.01
+    q = cal.apply_temperature(np.array([[1.0, 0.0]]), 2.0)
+    np.testing.assert_allclose(q, [[1 / 1.01, 0.01 / 1.01]], rtol=1e-9)
+
+
+def test_apply_temperature_sharp_on_float32_stays_finite(no_warnings):
+    # T = 0.01 on float32: log(0.34) / 0.01 = -108 underflows exp() unless each row's own maximum is
+    # subtracted first (the usual log-sum-exp shift); row 0: (0.33 / 0.34) ** 100 = 0.0505 of the top
+    p = np.array([[0.34, 0.33, 0.33], [1.0, 0.0, 0.0]], np.float32)
+    q = cal.apply_temperature(p, 0.01)
+    r = (0.33 / 0.34) ** 100
+    np.testing.assert_allclose(q[0], [1 / (1 + 2 * r), r / (1 + 2 * r), r / (1 + 2 * r)], rtol=1e-3)
+    np.testing.assert_allclose(q[1], [1.0, 0.0, 0.0], atol=1e-30)
+
+
+def test_choose_threshold_best_fallback_may_keep_exactly_half():
+    # target unreachable; threshold 0.8 keeps exactly half (2 of 4) at accuracy 0.5, the best of those
+    # keeping >= 50 %: it is the fallback (0.5 keeps all at 0.25)
+    conf = np.array([0.9, 0.8, 0.6, 0.55])
+    ok = np.array([False, True, False, False])
+    c = cal.choose_threshold(conf, ok, 0.99)
+    assert (c.threshold, c.accuracy, c.coverage, c.reached) == (0.8, 0.5, 0.5, False)
+
+
+def test_choose_threshold_on_nothing_is_nan_without_warnings(no_warnings):
+    c = cal.choose_threshold(np.array([]), np.array([], bool), 0.9)
+    assert c.threshold == 0.0 and np.isnan(c.accuracy) and (c.coverage, c.reached) == (1.0, False)
+
+
+def test_export_rule_effect_counts():
+    from edge_wbc.export.android import _at
+
+    conf = np.array([0.9, 0.7, 0.7, 0.4])
+    ok = np.array([True, False, True, False])
+    # at 0.7: a confidence exactly at the threshold is accepted (as UncertainRule.apply and the device do)
+    assert _at(conf, ok, 0.7) == {"n": 4, "coverage": 0.75, "accuracy_reported": pytest.approx(2 / 3),
+                                  "uncertain": 1, "errors_reported": 1, "errors_total": 2}
+    assert _at(conf, ok, 0.8) == {"n": 4, "coverage": 0.25, "accuracy_reported": 1.0, "uncertain": 3,
+                                  "errors_reported": 0, "errors_total": 2}
+    # nothing accepted: no accuracy to report (JSON null, not NaN)
+    assert _at(conf, ok, 0.95) == {"n": 4, "coverage": 0.0, "accuracy_reported": None, "uncertain": 4,
+                                   "errors_reported": 0, "errors_total": 2}
+
+
+# ---- SmearCounter: the stages, the scale-aware choice of detector, tiled detection, the report ---------
+def _fs(um=0.3, flags=(), source="given"):
+    from edge_wbc.tasks.scale import FieldScale
+
+    return FieldScale(um, source, 1.0, 0.0, list(flags))
+
+
+@pytest.fixture
+def fake_scale(monkeypatch):
+    """field_scale replaced: records its arguments, answers the FieldScale set in ``box[0]``."""
+    seen, box = [], [_fs()]
+
+    def field_scale(img, fallback_um, given=None):
+        seen.append((img.size, fallback_um, given))
+        return box[0]
+
+    monkeypatch.setattr(cnt, "field_scale", field_scale)
+    return seen, box
+
+
+def test_count_image_passes_the_scale_times_each_stage_and_names_the_file(fake_scale, tmp_path):
+    seen, _ = fake_scale
+    sc = _counter([[0.7, 0.2, 0.1], [0.8, 0.1, 0.1]])
+    sc.um_per_px = 0.3
+    img = Image.fromarray(np.full((32, 32, 3), 128, np.uint8))
+    path = tmp_path / "never-written.png"  # the image is given: the file is not read
+    timings = {"decode": 5.0}
+    import time
+
+    t0 = time.perf_counter()
+    r = sc.count_image(path, img, timings=timings)
+    wall = time.perf_counter() - t0
+    # the detector's own field in µm per pixel of this image: 0.25 µm/px x 16 px / 32 px; the given scale
+    assert seen == [((32, 32), 0.125, 0.3)]
+    assert r["file"] == str(path) and (r["width"], r["height"]) == (32, 32)
+    assert (r["um_per_px"], r["scale_source"]) == (0.3, "given")
+    assert r["counts"] == {"a": 2} and r["flags"] == []
+    assert set(timings) == {"decode", "scale", "detect", "classify"}
+    assert all(v >= 0 for v in timings.values()) and timings["decode"] >= 5.0  # added to what was there
+    assert 0 < sum(timings.values()) - 5.0 <= wall
+
+
+def test_count_image_detection_is_rounded_to_4_digits_and_no_cells_is_flagged(fake_scale, smear):
+    sc = _counter([[0.7, 0.2, 0.1]])
+    sc.det.prob = np.zeros((16, 16))
+    sc.det.prob[2:6, 2:6] = 0.654321
+    r = sc.count_image(smear)
+    assert [c["detection"] for c in r["cells"]] == [0.6543] and r["flags"] == []
+    sc.det.prob = np.zeros((16, 16))
+    r = sc.count_image(smear)
+    assert r["cells"] == [] and r["counts"] == {} and r["flags"] == ["no_cells"]
+
+
+class StandInCellModel:
+    """The cell segmenter: a WBC map of whatever it is given (one blob at a quarter of each side)."""
+
+    def __init__(self):
+        self.spec = ModelSpec("segmentation", 16, 16, ("wbc",))
+        self.seen = []
+
+    def _map(self, w, h):
+        m = np.zeros((h, w, 1))
+        m[h // 4 : h // 2, w // 4 : w // 2] = 0.9
+        return m
+
+    def predict_tiled(self, img, window=None):
+        self.seen.append(("tiled", img.size, window))
+        return self._map(*img.size)
+
+    def predict_image(self, img):
+        self.seen.append(("image", img.size))
+        return self._map(*img.size)
+
+
+def test_count_image_auto_mode_branches(fake_scale, smear):
+    _, box = fake_scale
+    # not a smear field: nothing detected, flagged
+    sc = _counter([])
+    sc.tile = None
+    box[0] = _fs(flags=["no_red_cells"], source="fallback")
+    r = sc.count_image(smear)
+    assert r["cells"] == [] and r["flags"] == ["no_red_cells", "no_cells"] and sc.det.seen == []
+    # a single-cell crop with a cell model: its largest WBC component, the scale from its size
+    sc = _counter([[0.7, 0.2, 0.1]])
+    sc.tile, sc.cell, sc.cell_um = None, StandInCellModel(), 0.5
+    box[0] = _fs(flags=["single_cell"], source="fallback")
+    r = sc.count_image(smear)
+    assert [c["box"] for c in r["cells"]] == [[8, 8, 16, 16]] and sc.det.seen == []
+    assert r["um_per_px"] == round(12.0 / np.sqrt(4 * 64 / np.pi), 5)
+    assert r["scale_note"] == "single-cell crop: scale from the WBC's own size (12 µm across assumed)"
+    # a single-cell crop without a cell model: the smear detector on the whole image
+    sc = _counter([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1]])
+    sc.tile = None
+    box[0] = _fs(flags=["single_cell"], source="fallback")
+    r = sc.count_image(smear)
+    assert [c["box"] for c in r["cells"]] == [[4, 4, 12, 12], [20, 16, 28, 24]] and "scale_note" not in r
+    # a usable field at 1 µm/px: 8 x the detector's field, so the cell model in windows at its 0.5 µm/px
+    sc = _counter([[0.7, 0.2, 0.1]])
+    sc.tile, sc.cell, sc.cell_um = None, StandInCellModel(), 0.5
+    box[0] = _fs(um=1.0, source="estimated")
+    r = sc.count_image(smear)
+    assert sc.cell.seen == [("tiled", (64, 64), None)] and sc.det.seen == []
+    assert [c["box"] for c in r["cells"]] == [[8, 8, 16, 16]]  # the blob at 16..32 of 64 px, halved
+
+
+@pytest.mark.parametrize(
+    "size, um, tile, want",
+    [
+        ((32, 32), 0.25, None, "resized"),  # 2 x the detector's field in each direction: the edge, resized
+        ((32, 32), 0.0625, None, "resized"),  # 1/2 x: the other edge
+        ((32, 32), 0.26, None, "windowed"),  # just past 2 x
+        ((32, 32), 0.06, None, "windowed"),  # just under 1/2 x
+        ((64, 16), 0.25, None, "windowed"),  # 4 x wide, 1 x high: one side out is out
+        ((16, 64), 0.25, None, "windowed"),
+        ((64, 16), 0.25, False, "resized"),  # expert mode: the whole field resized, whatever the scale
+        ((32, 32), None, None, "resized"),  # no scale: resized
+    ],
+)
+def test_detect_chooses_the_detector_by_the_field_size(size, um, tile, want):
+    sc = _counter([])
+    sc.tile, sc.cell, sc.cell_um = tile, StandInCellModel(), 0.5
+    sc._resized = lambda img: ("resized", img.size)
+    sc.windowed = lambda model, img, s: ("windowed", model is sc.cell, img.size, s)
+    img = Image.new("RGB", size)
+    got = sc.detect(img, um)
+    assert got == (("resized", size) if want == "resized" else ("windowed", True, size, um / 0.5))
+    sc.cell = None  # without a cell model the detector always gets the field resized
+    assert sc.detect(img, um) == ("resized", size)
+
+
+def test_detect_tiled_uses_the_window_for_tiles_and_the_speck_size():
+    class TiledDetector(StandInDetector):
+        def predict_tiled(self, img, window=None):
+            self.seen.append((img.size, window))
+            return self.prob[..., None]
+
+        def window_shape(self, window=None):
+            return (window, window) if window else (16, 16)
+
+    prob = np.zeros((32, 32))
+    prob[2:4, 2:4] = 0.9  # 4 px: kept with an 8 px window (speck limit 8 * 8 / 32 = 2 px), not with 16 (8 px)
+    prob[10, 10] = 0.8  # 1 px: a speck
+    prob[20:22, 20:22] = 0.5  # at the threshold: not WBC
+    prob[26:30, 26:28] = 0.6  # 8 px
+    sc = _counter([])
+    sc.det, sc.tile, sc.window = TiledDetector(prob), True, 8
+    img = Image.new("RGB", (32, 32))
+    out = sc.detect(img)
+    assert sc.det.seen == [((32, 32), 8)]
+    assert out == [([2, 2, 4, 4], pytest.approx(0.9)), ([26, 26, 28, 30], pytest.approx(0.6))]
+    sc.window = None
+    assert sc.detect(img) == [([26, 26, 28, 30], pytest.approx(0.6))]
+
+
+def test_summarize_differential_of_answered_cells_and_reliability():
+    rep = cnt.summarize([{"counts": {"a": 3, "uncertain": 2}}, {"counts": {"b": 1}}], LABELS, min_answered=4)
+    assert {k: rep[k] for k in ("n_answered", "n_uncertain", "differential", "reliable", "min_answered")} == {
+        "n_answered": 4, "n_uncertain": 2, "differential": {"a": 75.0, "b": 25.0, "c": 0.0}, "reliable": True,
+        "min_answered": 4}
+    assert cnt.summarize([{"counts": {"a": 3}}], LABELS, min_answered=4)["reliable"] is False
+    rep = cnt.summarize([{"counts": {"uncertain": 2}}], LABELS)
+    assert (rep["n_answered"], rep["differential"]) == (0, {"a": 0.0, "b": 0.0, "c": 0.0})
+    assert cnt.summarize([{"counts": {"a": 1}}], LABELS)["n_uncertain"] == 0
+
+
+def test_count_paths_report_images_are_the_numbered_overlays(smear, tmp_path):
+    from edge_wbc.defaults import REPORT_FULL_PX
+    from edge_wbc.tasks.report import FieldImages, draw_cells
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    sc = _counter([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    res = cnt.count_paths(sc, [smear, bad], report_images=True)  # no out folder: nothing written
+    assert res.report["images"][0]["file"] == str(smear)
+    want = FieldImages._jpeg(draw_cells(Image.open(smear), res.report["images"][0]["cells"], numbered=True),
+                             REPORT_FULL_PX)
+    assert res.images.images == [want, None]
+    assert cnt.count_paths(_counter([[0.7, 0.2, 0.1]] * 2), [smear]).images is None  # not asked: none kept
