@@ -20,7 +20,6 @@ import argparse
 import ast
 import difflib
 import json
-import re
 import sys
 import tomllib
 from collections import Counter

@@ -90,6 +90,13 @@ def test_max_size_kb_applies_to_tflite_rows_only():
         "int8.tflite (threads=1): size 100.0 KB exceeds --max-size-kb 99.5"]
 
 
+def test_max_drop_exactly_at_the_limit_passes():
+    rep = _report([_row("keras", accuracy=0.75), _row("int8.tflite", accuracy=0.5)])  # drop 0.25, exact in binary
+    assert check_gates(rep, max_drop=0.25) == []
+    assert check_gates(rep, max_drop=0.2499) == [
+        "int8.tflite (threads=1): accuracy drop 0.2500 vs keras exceeds --max-drop 0.2499"]
+
+
 def test_max_size_kb_is_kibibytes():
     # 100 KiB + 1 byte is over a 100 KB gate (KB = 1024 bytes, as the size column); exactly 100 KiB is not
     rep = _report([_row("keras"), _row("int8.tflite", size=100 * 1024 + 1)])

@@ -547,3 +547,58 @@ def test_count_paths_report_images_are_the_numbered_overlays(smear, tmp_path):
                              REPORT_FULL_PX)
     assert res.images.images == [want, None]
     assert cnt.count_paths(_counter([[0.7, 0.2, 0.1]] * 2), [smear]).images is None  # not asked: none kept
+
+
+def _calibrate_on(tmp_path, monkeypatch, val, spec, target):
+    import edge_wbc.data
+    import edge_wbc.runtime
+    import edge_wbc.tasks.cellsets as cellsets
+
+    spec.save(tmp_path / "m.json")
+    (tmp_path / "m.tflite").write_bytes(b"")
+    ds = _NoTest("toy", ("x", "y"), {"train": val, "val": val, "test": val})
+    seen = []
+
+    def loader(kind):
+        def load(*a, **k):
+            seen.append(kind)
+            return ds
+        return load
+
+    monkeypatch.setattr(edge_wbc.data, "load_dataset", loader("images"))
+    monkeypatch.setattr(cellsets, "load_for_spec", loader("cell crops"))
+    monkeypatch.setattr(edge_wbc.runtime, "TFLiteClassifier", lambda p: _EchoClassifier(tmp_path / "m.tflite"))
+    return cal.calibrate_classifier(tmp_path / "m.tflite", target=target), seen
+
+
+def test_calibrate_correctness_is_each_rows_argmax_and_the_basis_says_the_target(tmp_path, monkeypatch):
+    # predictions of both classes: right = argmax of each row equals its label
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.55, 0.45], [0.1, 0.9]])
+    labels = np.array([0, 1, 0, 1, 0, 1])  # rows 2 and 3 wrong
+    val = Split(probs, labels, [str(i) for i in range(6)])
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy")
+    res, seen = _calibrate_on(tmp_path, monkeypatch, val, spec, 0.9)
+    q = cal.apply_temperature(probs, res.temperature)
+    assert res.choice == cal.choose_threshold(q.max(1), q.argmax(1) == labels, 0.9) and res.choice.reached
+    assert res.choice.accuracy == 1.0 and seen == ["images"]
+    basis = ModelSpec.load(tmp_path / "m.json").metrics["uncertain_val"]["basis"]
+    assert basis == ("edge-wbc calibrate: temperature minimizing the val NLL, then the lowest threshold >= 0.5 at "
+                     "which the calibrated predictions it reports on the toy val split are at least 0.9 accurate")
+    res, _ = _calibrate_on(tmp_path, monkeypatch, val, spec, 1.01)
+    assert not res.choice.reached
+    assert ModelSpec.load(tmp_path / "m.json").metrics["uncertain_val"]["basis"].endswith(
+        "are at least 1.01 accurate (not reached)")
+
+
+def test_calibrate_a_field_model_reads_its_cell_crops(tmp_path, monkeypatch):
+    spec = ModelSpec("classification", 8, 8, ("x", "y"), dataset="toy", crop="wbc", crop_model="wbc_unet",
+                     crop_ratio=2.0)
+    _, seen = _calibrate_on(tmp_path, monkeypatch, _probs_split(CONF, OK), spec, 0.8)
+    assert seen == ["cell crops"]
+
+
+def test_uncertain_rule_compares_in_float32_like_the_device():
+    # 0.599999999 rounds up to 0.6 in float32: accepted at threshold 0.6 (a float64 comparison would call it uncertain)
+    q, k = UncertainRule(1.0, 0.6).apply(np.array([[0.599999999, 0.400000001]]))
+    assert q.dtype == np.float32 and k.tolist() == [0]
+    assert UncertainRule(1.0, 0.6).apply(np.array([[0.5999, 0.4001]]))[1].tolist() == [-1]
