@@ -112,8 +112,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/results/mutation_report")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a survivor has no reason")
+    ap.add_argument("--list-unkilled", action="store_true",
+                    help="only print the names of the core mutants not killed (survived, no tests, not checked)")
     args = ap.parse_args()
     res = _results()
+    if args.list_unkilled:
+        done = ("killed", "timeout", "skipped")
+        print("\n".join(n for muts in res.values() for n, st in muts.items() if st not in done))
+        return 0
     if not res:
         print("no mutmut results under ./mutants/: run `bash scripts/mutation.sh` first", file=sys.stderr)
         return 1
