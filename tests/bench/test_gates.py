@@ -479,3 +479,16 @@ def test_score_reference_is_a_row_with_probabilities():
             _srow("int8.tflite", "int8.tflite", [[0.9, 0.1], [0.6, 0.4], [0.7, 0.3], [0.4, 0.6]])]
     runner_mod._score(rows, y, [str(i) for i in range(24)], ("x", "y"))
     assert [r["agreement"] for r in rows] == [None, 1.0, 0.75]
+
+
+def test_score_client_rows_without_edge_wbcs_own_row():
+    # edge-wbc's own row of the file failed: the client and resize rows have nothing to agree with
+    # (never another client or resize row, never an exception)
+    y = np.tile([0, 1, 0, 1], 6)
+    P = [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]]
+    rows = [_srow("int8.tflite", "int8.tflite", status=None),
+            _srow("int8.tflite (resize=bilinear)", "int8.tflite", P, resize="bilinear"),
+            _srow("int8.tflite (mediapipe)", "int8.tflite", P, client="mediapipe")]
+    runner_mod._score(rows, y, [str(i) for i in range(24)], ("x", "y"))
+    assert [r["status"] for r in rows] == ["failed", "ok", "ok"]
+    assert [r["client_agreement"] for r in rows] == [None, None, None]

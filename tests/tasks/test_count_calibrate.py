@@ -602,3 +602,43 @@ def test_uncertain_rule_compares_in_float32_like_the_device():
     q, k = UncertainRule(1.0, 0.6).apply(np.array([[0.599999999, 0.400000001]]))
     assert q.dtype == np.float32 and k.tolist() == [0]
     assert UncertainRule(1.0, 0.6).apply(np.array([[0.5999, 0.4001]]))[1].tolist() == [-1]
+
+
+def test_csv_is_opened_with_newline_empty_as_the_csv_module_needs(tmp_path, monkeypatch):
+    # newline="" keeps the csv module's \r\n row ends as written on every platform (with the default, Windows
+    # would write \r\r\n); on Linux both give the same bytes, so the call itself is checked
+    seen = []
+    real = cnt.atomic_open
+
+    def atomic_open(path, *a, **k):
+        seen.append(k.get("newline", "default"))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(cnt, "atomic_open", atomic_open)
+    cnt.write_outputs(cnt.summarize([{"file": "x.png", "counts": {}}], LABELS), LABELS, None, tmp_path / "r.csv")
+    assert seen == [""]
+    assert (tmp_path / "r.csv").read_bytes().startswith(b"file,width,height,cells,a,b,c,uncertain,error\r\n")
+
+
+def test_apply_temperature_of_one_probability_vector():
+    p = np.array([0.7, 0.2, 0.1])
+    np.testing.assert_allclose(cal.apply_temperature(p, 2.0), cal.apply_temperature(p[None], 2.0)[0], rtol=1e-12)
+    np.testing.assert_allclose(cal.apply_temperature(p, 2.0), np.sqrt(p) / np.sqrt(p).sum(), rtol=1e-9)
+
+
+def test_uncertain_rule_applies_row_by_row():
+    q, k = UncertainRule(1.0, 0.6).apply(np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7], [0.3, 0.5, 0.2]]))
+    assert k.tolist() == [0, 2, -1] and q.shape == (3, 3)
+
+
+def test_count_paths_decodes_each_file_once(smear, monkeypatch):
+    calls = []
+    real = cnt.load_image
+
+    def load_image(p):
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(cnt, "load_image", load_image)
+    cnt.count_paths(_counter([[0.7, 0.2, 0.1]] * 2), [smear])
+    assert calls == [smear]
