@@ -106,3 +106,13 @@ def deny_listing(monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def no_warnings():
+    """Any warning (NumPy's 'invalid value' / 'mean of empty slice' RuntimeWarnings) fails the test."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield

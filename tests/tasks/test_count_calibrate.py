@@ -315,15 +315,6 @@ def test_export_threshold_is_chosen_on_val_not_test(tmp_path, monkeypatch):
 
 
 # ---- edges that mutation testing showed unpinned (scripts/mutation.sh) ----------------------------
-@pytest.fixture
-def no_warnings():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-
-
 def test_apply_temperature_clips_zero_probabilities_at_1e_4():
     # a zero probability counts as 1e-4 before the log: softmax(log [1, 1e-4] / 2) = [1, 0.01] / 1.01
     q = cal.apply_temperature(np.array([[1.0, 0.0]]), 2.0)
