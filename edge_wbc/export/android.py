@@ -342,8 +342,9 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
             "meaning": "penultimate features for the OOD score (model_spec.metrics.ood); not class scores",
         }}),
         **({} if clf.ood is None else {"ood": {
-            "rule": OOD_RULE_TEXT, "threshold": clf.ood.threshold, "flag": "ood (the prediction reads 'uncertain')",
-            "statistics": "model_spec.metrics.ood: means (classes x features), whiten (features x features)",
+            "rule": OOD_RULE_TEXT, "flag": "ood (the prediction reads 'uncertain')",
+            "statistics": "model_spec.metrics.ood: means (classes x features), whiten (features x features), "
+                          "threshold (stored there only)",
         }}),
         "labels": list(spec.labels),
         "temperature": report["uncertain"]["temperature"] if report else no_eval_rule.temperature,
