@@ -56,12 +56,12 @@ def loso(
     say(f"mean int8 top-1 over held-out sources: {result['mean_int8_top1']:.4f}; wrote {out / 'loso.json'}")
 
 
-@app.command()
 class AdaptMethod(str, Enum):
     adabn = "adabn"
     features = "features"
 
 
+@app.command()
 def adapt(
     model: str = typer.Argument(..., help="A field model: a training run dir or a shipped name (wbc_field)."),
     images: Path = typer.Option(..., "--images", help="Folder of the user's cell images (>= 20)."),

@@ -249,6 +249,25 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     np.testing.assert_allclose(TFLiteClassifier(r2["out"]).ood.shift, ad.ood.shift, atol=1e-5)
     with pytest.raises(AdaptError, match="needs a model converted with --ood"):
         adapt_features(tiny_converted / "int8.tflite", cells, tmp_path / "o3")
+    # the same through the CLI, and its usage errors
+    from typer.testing import CliRunner
+
+    from edge_wbc.cli import app
+
+    run = CliRunner().invoke
+    r = run(app, ["adapt", str(d / "int8.tflite"), "--images", str(cells), "--out", str(tmp_path / "cli"),
+                  "--method", "features", "--shift", "em"])
+    assert r.exit_code == 0, r.output
+    assert TFLiteClassifier(tmp_path / "cli" / "int8.tflite").ood.adapted["shift"] == "em"
+    r = run(app, ["adapt", str(d / "int8.tflite"), "--images", str(cells), "--out", str(tmp_path / "c2"),
+                  "--shift", "em"])
+    assert r.exit_code == 2 and "--shift needs --method features" in r.output
+    r = run(app, ["adapt", str(d / "int8.tflite"), "--images", str(cells), "--out", str(tmp_path / "c3"),
+                  "--method", "features", "--shift", "median"])
+    assert r.exit_code == 2 and "--shift 'median': valid choices are mean, em" in r.output
+    r = run(app, ["adapt", str(tiny_converted / "int8.tflite"), "--images", str(cells), "--out", str(tmp_path / "c4"),
+                  "--method", "features"])
+    assert r.exit_code == 2 and "needs a model converted with --ood" in r.output.replace("\n", " ")
     with pytest.raises(AdaptError, match="--out .*out: not empty"):
         adapt_features(d / "int8.tflite", cells, tmp_path / "out")
     few = tmp_path / "few"
