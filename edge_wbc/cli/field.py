@@ -95,7 +95,9 @@ def adapt(
 
         src = resolve_model("wbc_field_int8" if model == "wbc_field" else model)
         r = adapt_features(src, images, out, log=say, shift_kind=shift or ADAPT_SHIFT)
-        say(f"wrote {r['out']} (+ .json): features shifted by the mean of {r['images']} cells")
+        how = ("their mean onto the training mean" if r["shift"] == "mean"
+               else "onto the training class means in their estimated class mix (em)")
+        say(f"wrote {r['out']} (+ .json): the features of {r['images']} cells shifted, {how}")
         return
     if shift is not None:
         fail("--shift needs --method features")

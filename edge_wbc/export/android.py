@@ -345,6 +345,10 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
             "rule": OOD_RULE_TEXT, "flag": "ood (the prediction reads 'uncertain')",
             "statistics": "model_spec.metrics.ood: means (classes x features), whiten (features x features), "
                           "threshold (stored there only)",
+            **({} if clf.ood.shift is None else {"adapted": (
+                "this bundle is adapted (edge-wbc adapt --method features): f' = f + metrics.ood.shift; the "
+                "probabilities are softmax(f' @ metrics.ood.head.kernel + metrics.ood.head.bias), NOT output 0; "
+                "the OOD score is taken on f'")}),
         }}),
         "labels": list(spec.labels),
         "temperature": report["uncertain"]["temperature"] if report else no_eval_rule.temperature,

@@ -81,7 +81,7 @@ class OODStats:
             shift = pi @ self.means - mean_t
         return shift, pi
 
-    def batch_note(self, scores, min_cells: int) -> str | None:
+    def batch_note(self, scores, min_cells: int, model_name: str | None = None) -> str | None:
         """A note when the median OOD score of a run's cells exceeds what a batch of training-source
         cells reaches (``basis.batch_median_limit``, fitted on val), else None."""
         limit = (self.basis or {}).get("batch_median_limit")
@@ -90,9 +90,14 @@ class OODStats:
         med = float(np.median(scores))
         if med <= limit:
             return None
-        return (f"these {len(scores)} cells look unlike the training sources (median OOD distance {med:.0f}, "
-                f"above {limit:.0f} for cells from them): another microscope or stain; answers are less "
-                "reliable. Adapt the model to it: edge-wbc adapt MODEL --images CELLS/ --out DIR --method features")
+        model = model_name or "MODEL"
+        if self.shift is not None:
+            return (f"these {len(scores)} cells still look unlike the training sources after this bundle's "
+                    f"adaptation (median OOD distance {med:.1f}, above {limit:.1f}): answers are less reliable; "
+                    "adapt on more cells of this microscope, a natural mix of every WBC of whole smears")
+        return (f"these {len(scores)} cells look unlike the training sources (median OOD distance {med:.1f}, "
+                f"above {limit:.1f} for cells from them): another microscope or stain; answers are less "
+                f"reliable. Adapt the model to it: edge-wbc adapt {model} --images CELLS/ --out DIR --method features")
 
     def with_shift(self, shift: np.ndarray, adapted: dict) -> OODStats:
         from dataclasses import replace

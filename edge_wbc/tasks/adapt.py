@@ -39,6 +39,8 @@ def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=p
         raise AdaptError(f"{clf.path.name}: --method features needs a model converted with --ood (features output, "
                          "OOD statistics and head); use --method adabn with the Keras model")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AdaptError(f"--out {out}: is a file, not a folder (choose a new folder)")
     if out.exists() and any(out.iterdir()):
         raise AdaptError(f"--out {out}: not empty (choose a new folder)")
     feats, used, skipped = [], [], []

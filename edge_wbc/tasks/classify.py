@@ -35,7 +35,7 @@ class ClassifyResult:
         """The model's note on the run as a whole (cells from another microscope), or None."""
         from ..defaults import ADAPT_MIN_IMAGES
 
-        return None if clf.ood is None else clf.ood.batch_note(self.ood_scores, ADAPT_MIN_IMAGES)
+        return None if clf.ood is None else clf.ood.batch_note(self.ood_scores, ADAPT_MIN_IMAGES, clf.path.stem)
 
 
 def csv_header(clf: TFLiteClassifier) -> list[str]:

@@ -270,6 +270,9 @@ def test_head_in_numpy_reproduces_the_graph_and_feature_adaptation_shifts_to_the
     assert r.exit_code == 2 and "needs a model converted with --ood" in r.output.replace("\n", " ")
     with pytest.raises(AdaptError, match="--out .*out: not empty"):
         adapt_features(d / "int8.tflite", cells, tmp_path / "out")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(AdaptError, match="--out .*afile: is a file, not a folder"):
+        adapt_features(d / "int8.tflite", cells, tmp_path / "afile")
     few = tmp_path / "few"
     few.mkdir()
     for f in sorted(cells.iterdir())[:5]:
@@ -313,3 +316,13 @@ def test_fit_quality_uses_each_source_s_train_crops_only(rng):
     want = fit_limits({s: [measures(tr.images[i]) for i in keep if src[i] == s] for s in ("a", "b")}).to_dict()
     assert {k: v for k, v in d.items() if k != "fitted_on"} == pytest.approx(want)
     assert d["fitted_on"].startswith("train crops of a, b (<= 5 per source)")
+
+
+def test_batch_note_names_the_model_and_says_when_an_adapted_bundle_still_looks_foreign():
+    s = OODStats(np.zeros((1, 2)), np.eye(2), 50.0, {"batch_median_limit": 60.04})
+    note = s.batch_note(np.full(25, 60.2), 20, "wbc_field_int8")
+    assert "median OOD distance 60.2, above 60.0" in note and "edge-wbc adapt wbc_field_int8 --images" in note
+    adapted = OODStats(np.zeros((1, 2)), np.eye(2), 50.0, {"batch_median_limit": 60.0}, np.zeros((2, 1)),
+                       np.zeros(1), np.zeros(2), np.zeros(2), {"method": "features"})
+    assert adapted.batch_note(np.full(25, 61.0), 20).startswith("these 25 cells still look unlike the training "
+                                                                "sources after this bundle's adaptation")
