@@ -112,22 +112,27 @@ def count_table(d: dict, md: bool) -> str:
     return _table(head, rows, md)
 
 
+def _ms(wall, cpu):
+    return "—" if wall is None else f"{wall:.3f} ({cpu:.3f})" if cpu is not None else f"{wall:.3f}"
+
+
 def classify_table(d: dict, md: bool) -> str:
-    head = ["model", "init", *[f"LOSO top-1 {s} (all, int8)" for s in CELL_SOURCES],
-            *[f"{s} test split (float)" for s in CELL_SOURCES], "params", "float KB", "int8 KB",
-            "p50 ms float", "p50 ms int8", "note"]
+    head = ["model", "init", *[f"LOSO {s} all (int8)" for s in CELL_SOURCES],
+            *[f"{s} test (float)" for s in CELL_SOURCES], "params", "float KB", "int8 KB",
+            "p50 ms float (CPU)", "p50 ms int8 (CPU)", "note"]
     rows = []
     rs = d.get("rows", {})
     e = rs.get("wbc_field", {"error": "no result"})
     if e.get("error"):
         rows.append(["wbc_field", "—", *["—"] * 6, "—", "—", "—", "—", "—", f"error: {e['error']}"])
     else:
-        f = e["folds"]
+        f, fp = e["folds"], e.get("float16", {})
         rows.append(["wbc_field (fieldnet)", "scratch", *[_f(f[s]["int8_top1_all"]) for s in CELL_SOURCES],
                      *[_f(f[s]["float_top1_test"]) for s in CELL_SOURCES], "206 k",
-                     _f(e.get("float16", {}).get("size_kb"), 0) + " (fp16)", _f(e["int8"]["size_kb"], 0),
-                     _f(e.get("float16", {}).get("p50_ms_1thread"), 3) + " (fp16 TFLite)",
-                     _f(e["int8"]["p50_ms_1thread"], 3) + " (TFLite)", "edge-wbc loso, TFLite int8"])
+                     _f(fp.get("size_kb"), 0) + " (fp16)", _f(e["int8"]["size_kb"], 0),
+                     _ms(fp.get("p50_ms_1thread"), fp.get("p50_cpu_ms_1thread")) + " fp16 TFLite",
+                     _ms(e["int8"]["p50_ms_1thread"], e["int8"]["p50_cpu_ms_1thread"]) + " TFLite",
+                     "edge-wbc loso; shipped bundle's size and speed; int8 in/out"])
     for m in CLASSIFY_ROWS[1:]:
         r = rs.get(m, {"folds": {}, "errors": {"all": "no result"}})
         folds, errs = r.get("folds", {}), r.get("errors", {})
@@ -135,21 +140,29 @@ def classify_table(d: dict, md: bool) -> str:
             rows.append([m, SCRATCH, *["—"] * 6, "—", "—", "—", "—", "—",
                          "error: " + "; ".join(f"{k}: {v}" for k, v in errs.items())])
             continue
-        any_f = next(iter(folds.values()))
+        a = next(iter(folds.values()))
+        q = "tflite_int8" if all("heldout_all_tflite_int8" in folds[s] for s in folds) else \
+            "int8" if all("heldout_all_int8" in folds[s] for s in folds) else None
 
         def top(s, key, folds=folds):
             return _f(folds[s][key]["top1"]) if s in folds and key in folds[s] else "—"
 
-        int8_ok = all("heldout_all_int8" in folds[s] for s in folds)
+        if q == "tflite_int8":
+            kb, p50 = a["tflite_int8_kb"], _ms(a["tflite_int8_p50_ms_1thread"], a["tflite_int8_p50_cpu_ms_1thread"])
+            p50 += " TFLite"
+            note = "int8: TFLite (litert-torch + ai-edge-quantizer, float in/out)"
+        elif q == "int8":
+            kb, p50 = a["ort_int8_kb"], _ms(a["ort_int8_p50_ms_1thread"], a["ort_int8_p50_cpu_ms_1thread"]) + " ORT"
+            note = f"int8: ONNX Runtime QDQ; TFLite: {a.get('tflite_error')}"
+        else:
+            kb, p50, note = None, "—", f"int8: {a.get('int8_error')}; TFLite: {a.get('tflite_error')}"
         rows.append([
-            m, SCRATCH, *[top(s, "heldout_all_int8" if int8_ok else "heldout_all") for s in CELL_SOURCES],
-            *[top(s, "heldout_test") for s in CELL_SOURCES], f"{any_f['params'] / 1e6:.2f} M",
-            _f(any_f["float32_kb"], 0) + " (fp32)", _f(any_f.get("ort_int8_kb"), 0),
-            _f(any_f["pytorch_p50_ms_1thread"], 3) + " (PyTorch)",
-            _f(any_f.get("ort_int8_p50_ms_1thread"), 3) + " (ORT)",
-            ("ORT int8 (QDQ)" if int8_ok else f"int8: {any_f.get('int8_error')}")
-            + f"; TFLite: {any_f.get('tflite_error')}"
-            + ("; missing folds: " + ", ".join(errs) if errs else "")])
+            m, SCRATCH, *[top(s, f"heldout_all_{q}" if q else "heldout_all") for s in CELL_SOURCES],
+            *[top(s, "heldout_test") for s in CELL_SOURCES], f"{a['params'] / 1e6:.2f} M",
+            _f(a["float32_kb"], 0) + " (fp32)", _f(kb, 0),
+            _ms(a["pytorch_p50_ms_1thread"], a.get("pytorch_p50_cpu_ms_1thread")) + " PyTorch", p50,
+            note + (f"; ORT int8 {a['ort_int8_kb']:.0f} KB" if a.get("ort_int8_kb") and q != "int8" else "")
+            + ("; missing folds: " + ", ".join(f"{k} ({v})" for k, v in errs.items()) if errs else "")])
     return _table(head, rows, md)
 
 

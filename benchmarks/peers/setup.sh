@@ -11,10 +11,13 @@ command -v "$PY" >/dev/null || PY=python3
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
 "$VENV/bin/pip" install -q 'ultralytics==8.4.*' 'timm==1.0.*' onnx onnxruntime
+# TFLite int8 without TensorFlow: litert-torch (torch.export -> LiteRT) and ai-edge-quantizer (it comes with
+# litert-torch), the path of Ultralytics' own LiteRT export; ai-edge-litert runs the .tflite
+"$VENV/bin/pip" install -q 'litert-torch>=0.10.0' 'ai-edge-litert>=2.3.0'
 "$VENV/bin/python" - <<'PY'
-import torch, torchvision, timm, ultralytics
+import torch, torchvision, timm, ultralytics, litert_torch, ai_edge_quantizer
 assert torch.__version__.split("+")[0] == "2.14.1", f"torch was replaced: {torch.__version__}"
 print("peers venv ok: torch", torch.__version__, "torchvision", torchvision.__version__,
-      "timm", timm.__version__, "ultralytics", ultralytics.__version__)
+      "timm", timm.__version__, "ultralytics", ultralytics.__version__, "litert_torch", litert_torch.__version__)
 PY
 echo "$VENV"

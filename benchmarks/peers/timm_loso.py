@@ -18,8 +18,9 @@ ported to NumPy/PIL:
 
 Then it writes the class probabilities on all of S (as ``edge-wbc loso`` tests) and on S's test split,
 float (PyTorch) and int8 (ONNX Runtime static QDQ quantization, calibrated on 300 training crops), the
-sizes, and the p50 latency at 1 thread (batch 1, 64 px). ``score.py classify`` scores the npz with
-edge-wbc's summarize(). TFLite int8 is tried through ai-edge-torch and its error kept.
+sizes, and the p50 latency at 1 thread (batch 1, 64 px); and TFLite int8 through litert-torch +
+ai-edge-quantizer (no TensorFlow; the path of Ultralytics' LiteRT export), run with ai-edge-litert at 1
+thread; an error there is kept in the npz. ``score.py classify`` scores the npz with edge-wbc's summarize().
 
     nice -n 10 taskset -c 1 python timm_loso.py --model mobilenetv3_small_100 --holdout bccd
 """
@@ -142,6 +143,23 @@ class BalancedSampler:
             p = parts[self.rng.choice(len(parts), p=w)]
             out.append(p[self.rng.integers(len(p))])
         return np.asarray(out)
+
+
+def tflite_int8(model, example, out: Path, calib: list) -> Path:
+    """float .tflite through litert_torch.convert, then ai-edge-quantizer static int8 calibrated on ``calib``."""
+    import litert_torch
+    from ai_edge_quantizer import qtyping, quantizer, recipe
+
+    f = out / "model_int8.tflite"
+    litert_torch.convert(model.eval(), (example,)).export(str(f))
+    (out / "model_float32.tflite").write_bytes(f.read_bytes())
+    qt = quantizer.Quantizer(str(f))
+    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+        qt.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
+    result = qt.calibrate({"serving_default": [{"args_0": c} for c in calib]})
+    qt.quantize(calibration_result=result).export_model(str(f), overwrite=True)
+    return f
 
 
 def main():
@@ -306,12 +324,47 @@ def main():
     except Exception as e:  # noqa: BLE001 - the row keeps the error
         traceback.print_exc()
         meta["int8_error"] = f"{type(e).__name__}: {e}"
+    # TFLite int8: litert-torch (no TensorFlow) + ai-edge-quantizer's static int8 recipe (int8 weights and
+    # activations, float32 graph input/output), the path Ultralytics' own LiteRT export takes
     try:
-        import ai_edge_torch  # noqa: F401 - the offline TFLite path, if it were installed
+        tq = tflite_int8(model, one, out, [to_t(x64[i:i + 1] / 255.0).numpy() for i in
+                                           tr[np.random.default_rng(0).permutation(len(tr))[:300]]])
+        from ai_edge_litert.interpreter import Interpreter
 
-        meta["tflite_error"] = "ai_edge_torch importable but not run here"
-    except Exception as e:  # noqa: BLE001
-        meta["tflite_error"] = f"{type(e).__name__}: {e}"
+        it = Interpreter(model_path=str(tq), num_threads=1)
+        it.allocate_tensors()
+        inp, outp = it.get_input_details()[0], it.get_output_details()[0]
+
+        def run1(xn):
+            it.set_tensor(inp["index"], xn.astype(np.float32))
+            it.invoke()
+            return it.get_tensor(outp["index"])
+
+        def tprobs(idx):
+            lg = np.concatenate([run1(to_t(x64[i:i + 1] / 255.0).numpy()) for i in idx])
+            e = np.exp(lg - lg.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
+
+        for k in ("heldout_all", "heldout_test"):
+            arrays[f"probs__{k}_tflite_int8"] = tprobs(sets[k])
+            arrays[f"idx__{k}_tflite_int8"] = sets[k]
+        o1 = one.numpy()
+        for _ in range(20):
+            run1(o1)
+        ts, cs = [], []
+        for _ in range(200):
+            t, c = time.perf_counter(), time.thread_time()
+            run1(o1)
+            ts.append((time.perf_counter() - t) * 1e3)
+            cs.append((time.thread_time() - c) * 1e3)
+        import litert_torch
+
+        meta |= {"tflite_int8_kb": tq.stat().st_size / 1024, "tflite_int8_p50_ms_1thread": float(np.median(ts)),
+                 "tflite_int8_p50_cpu_ms_1thread": float(np.median(cs)), "litert_torch": litert_torch.__version__,
+                 "tflite_error": None}
+    except Exception as e:  # noqa: BLE001 - the row keeps the error
+        traceback.print_exc()
+        meta["tflite_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     np.savez(out / "probs.npz", meta=json.dumps(meta), **arrays)
     print(json.dumps({k: v for k, v in meta.items() if k != "history"}, indent=2))
     print(out / "probs.npz")
