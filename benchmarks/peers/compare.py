@@ -37,7 +37,8 @@ def collect() -> None:
     count = {"rows": {}, "exports": {}}
     preds = CACHE / "preds"
     for name, f in (("edge-wbc count", "edge_wbc.json"), ("YOLOv8n PyTorch", "yolov8n_bccd_pytorch.json"),
-                    ("YOLOv8n ONNX Runtime", "yolov8n_bccd_onnx.json")):
+                    ("YOLOv8n ONNX Runtime", "yolov8n_bccd_onnx.json"),
+                    ("YOLOv8n TFLite int8", "yolov8n_bccd_tflite_int8.json")):
         p = preds / f
         if not p.is_file():
             count["rows"][name] = {"error": f"no predictions ({p.name} not written)"}
@@ -49,13 +50,13 @@ def collect() -> None:
         count["rows"][name] = score_count(d, "bccd:val" if name.startswith("YOLO") else None)
     for f in sorted((CACHE / "exports").glob("*.json")):
         count["exports"][f.stem] = json.loads(f.read_text())
-    tfl = count["exports"].get("yolov8n_bccd_tflite_int8")
-    count["rows"]["YOLOv8n TFLite int8"] = ({"error": tfl["error"]} if tfl and tfl.get("error") else
-                                            {"error": "export not run"} if not tfl else
-                                            {"error": f"exported ({tfl.get('file')}) but not scored"})
-    onnx = count["exports"].get("yolov8n_bccd_onnx")
-    if onnx and onnx.get("error"):
-        count["rows"]["YOLOv8n ONNX Runtime"] = {"error": onnx["error"]}
+    for row, key in (("YOLOv8n ONNX Runtime", "yolov8n_bccd_onnx"),
+                     ("YOLOv8n TFLite int8", "yolov8n_bccd_tflite_int8")):
+        ex = count["exports"].get(key)
+        if ex and ex.get("error"):
+            count["rows"][row] = {"error": f"export failed: {ex['error']}"}
+        elif ex:
+            count["rows"][row]["size_kb"] = ex.get("size_kb")
     (RESULTS / "peers_count.json").write_text(json.dumps(count, indent=1, default=float) + "\n")
 
     cls = {"rows": {}}

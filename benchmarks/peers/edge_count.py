@@ -55,8 +55,8 @@ def main():
                         "ms": ms, "cpu_ms": cpu_ms})
         res["sources"][key] = out
         print(key, len(out), "fields", flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res) + "\n")
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(res) + "\n")  # after each source: a long run keeps what it did
 
 
 if __name__ == "__main__":
