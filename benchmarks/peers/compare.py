@@ -70,8 +70,10 @@ def collect() -> None:
                 folds[s] = score_classify(p)
             else:
                 log = CACHE / "timm" / f"{m}_holdout_{s}.log"
-                tail = log.read_text().strip().splitlines()[-1:] if log.is_file() else ["not run"]
-                errors[s] = tail[0][:300] if tail else "no output"
+                text = log.read_text() if log.is_file() else "not run"
+                done = text.count('"epoch"')
+                last = text.strip().splitlines()[-1][:200] if text.strip() else "no output"
+                errors[s] = f"not finished: {done} epochs done; {last}" if done else last
         cls["rows"][m] = {"folds": folds, "errors": errors}
     (RESULTS / "peers_classify.json").write_text(json.dumps(cls, indent=1, default=float) + "\n")
 
@@ -129,11 +131,13 @@ def classify_table(d: dict, md: bool) -> str:
     else:
         f, fp = e["folds"], e.get("float16", {})
         rows.append(["wbc_field (fieldnet)", "scratch", *[_f(f[s]["int8_top1_all"]) for s in CELL_SOURCES],
-                     *[_f(f[s]["float_top1_test"]) for s in CELL_SOURCES], "206 k",
+                     *[_f(f[s].get("float_top1_test_current_crops", f[s]["float_top1_test"]))
+                       for s in CELL_SOURCES], "206 k",
                      _f(fp.get("size_kb"), 0) + " (fp16)", _f(e["int8"]["size_kb"], 0),
                      _ms(fp.get("p50_ms_1thread"), fp.get("p50_cpu_ms_1thread")) + " fp16 TFLite",
                      _ms(e["int8"]["p50_ms_1thread"], e["int8"]["p50_cpu_ms_1thread"]) + " TFLite",
-                     "edge-wbc loso; shipped bundle's size and speed; int8 in/out"])
+                     "int8 all: loso.json (previous segmenter's crops); test: the same fold models on the "
+                     "current crops (ood_loso.json); size, speed: the shipped bundle (uint8 in/out)"])
     for m in CLASSIFY_ROWS[1:]:
         r = rs.get(m, {"folds": {}, "errors": {"all": "no result"}})
         folds, errs = r.get("folds", {}), r.get("errors", {})

@@ -3,6 +3,8 @@
 - LOSO top-1 per held-out source: read from ``docs/results/loso.json`` (``edge-wbc loso --sources
   pbc128,bccd,wbcseg --epochs 10 --steps 100``): int8 and float on all of the held-out source, and
   float on its test split (``adapt.before``).
+- The same fold models' float top-1 on the held-out test split of the *current* crops (the crops the
+  peers were trained and tested on), from ``docs/results/ood_loso.json`` (``benchmarks/ood_loso.py``).
 - Size and p50 at 1 thread of the shipped bundle ``android_assets/wbc_field_int8.tflite`` (and the
   float16 sibling): batch 1, one 64 px crop of the exported cells, 20 warm-up + 200 timed invokes,
   wall clock and thread CPU time, as ``timm_loso.py`` times the peers.
@@ -44,6 +46,8 @@ def time_model(path: Path, x: np.ndarray) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loso", default=str(REPO / "docs" / "results" / "loso.json"))
+    ap.add_argument("--ood-loso", default=str(REPO / "docs" / "results" / "ood_loso.json"),
+                    help="the same LOSO fold models on the current crops' held-out test split (float)")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     z = np.load(cache() / "crops" / "cells.npz")
@@ -56,6 +60,13 @@ def main():
                            "int8_top1_all": f["int8"]["top1"], "float_top1_all": f["float"]["top1"],
                            "float_top1_test": f["adapt"]["before"], "test_n": f["adapt"]["test_n"],
                            "int8_macro_f1_all": f["int8"]["macro_f1"]}
+    ood = Path(a.ood_loso)
+    if ood.is_file():  # benchmarks/ood_loso.py re-crops with the current segmenter: the peers' test crops
+        for s, f in json.loads(ood.read_text())["folds"].items():
+            if s in res["folds"]:
+                res["folds"][s]["float_top1_test_current_crops"] = f["top1"]
+                res["folds"][s]["test_n_current_crops"] = f["n_test"]
+        res["ood_loso_file"] = str(ood.relative_to(REPO))
     res["int8"] = time_model(REPO / "android_assets" / "wbc_field_int8.tflite", x)
     fp16 = REPO / "android_assets" / "wbc_field_float16.tflite"
     if fp16.is_file():
