@@ -145,6 +145,19 @@ class BalancedSampler:
         return np.asarray(out)
 
 
+def time_calls(fn, warmup: int = 20, runs: int = 200) -> tuple[list[float], list[float]]:
+    """Wall and thread-CPU milliseconds of ``runs`` calls of ``fn()`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    ts, cs = [], []
+    for _ in range(runs):
+        t, c = time.perf_counter(), time.thread_time()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+        cs.append((time.thread_time() - c) * 1e3)
+    return ts, cs
+
+
 def tflite_int8(model, example, out: Path, calib: list) -> Path:
     """float .tflite through litert_torch.convert, then ai-edge-quantizer static int8 calibrated on ``calib``."""
     import litert_torch
@@ -251,14 +264,7 @@ def main():
     torch.set_num_threads(1)
     one = to_t(x64[held_test[:1]] / 255.0)
     with torch.no_grad():
-        for _ in range(20):
-            model(one)
-        ts, cs = [], []
-        for _ in range(200):
-            t, c = time.perf_counter(), time.thread_time()
-            model(one)
-            ts.append((time.perf_counter() - t) * 1e3)
-            cs.append((time.thread_time() - c) * 1e3)
+        ts, cs = time_calls(lambda: model(one))
     meta = {"model": a.model, "pretrained": False, "holdout": a.holdout, "train_sources": list(train_sources),
             "epochs": a.epochs, "steps": a.steps, "batch": a.batch, "lr": a.lr, "size": a.size,
             "train_threads": a.threads, "train_seconds": train_s, "best_epoch": best_ep, "val_mean": best,
@@ -309,14 +315,7 @@ def main():
             arrays[f"probs__{k}_int8"] = qprobs(sets[k])
             arrays[f"idx__{k}_int8"] = sets[k]
         o1 = one.numpy()
-        for _ in range(20):
-            sess.run(None, {"x": o1})
-        ts, cs = [], []
-        for _ in range(200):
-            t, c = time.perf_counter(), time.thread_time()
-            sess.run(None, {"x": o1})
-            ts.append((time.perf_counter() - t) * 1e3)
-            cs.append((time.thread_time() - c) * 1e3)
+        ts, cs = time_calls(lambda: sess.run(None, {"x": o1}))
         meta |= {"onnx_float32_kb": fx.stat().st_size / 1024, "ort_int8_kb": fq.stat().st_size / 1024,
                  "ort_int8_p50_ms_1thread": float(np.median(ts)),
                  "ort_int8_p50_cpu_ms_1thread": float(np.median(cs)), "onnxruntime": ort.__version__,
@@ -349,14 +348,7 @@ def main():
             arrays[f"probs__{k}_tflite_int8"] = tprobs(sets[k])
             arrays[f"idx__{k}_tflite_int8"] = sets[k]
         o1 = one.numpy()
-        for _ in range(20):
-            run1(o1)
-        ts, cs = [], []
-        for _ in range(200):
-            t, c = time.perf_counter(), time.thread_time()
-            run1(o1)
-            ts.append((time.perf_counter() - t) * 1e3)
-            cs.append((time.thread_time() - c) * 1e3)
+        ts, cs = time_calls(lambda: run1(o1))
         import litert_torch
 
         meta |= {"tflite_int8_kb": tq.stat().st_size / 1024, "tflite_int8_p50_ms_1thread": float(np.median(ts)),
