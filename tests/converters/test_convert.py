@@ -131,6 +131,12 @@ def test_broken_conversion_writes_nothing(tiny_model_dir, tmp_path, data_root):
 TFMOT_MODES = ["qat", "pruned", "clustered"]
 
 
+# pruning and clustering wrap the same layer kinds in every model: in CI they run on one model of each
+# kind (DepthwiseConv: tiny, conv-BN: wbcnet, the custom standardization: fieldnet, Dense only: fnn1);
+# the rest of the matrix is `slow` (pytest -m slow), to keep CI under 20 minutes. QAT runs on all.
+PRUNE_CLUSTER_IN_CI = {"tiny", "wbcnet", "fieldnet", "fnn1"}
+
+
 def tfmot_cases():
     from edge_wbc.converters import ConversionError
 
@@ -139,6 +145,8 @@ def tfmot_cases():
             if (m, mode) == ("fieldnet", "qat"):
                 # tfmot's QAT wrapper cannot quantize the custom standardization layer (a TFOpLambda in tf_keras)
                 yield pytest.param(m, mode, marks=pytest.mark.xfail(raises=ConversionError, strict=True))
+            elif mode != "qat" and m not in PRUNE_CLUSTER_IN_CI:
+                yield pytest.param(m, mode, marks=pytest.mark.slow)
             else:
                 yield m, mode
 
