@@ -33,22 +33,23 @@ MEDIAPIPE_HINT = (f"mediapipe is not installed: pip install 'edge-wbc[clients]' 
 WORKER = Path(__file__).with_name("mp_worker.py")
 
 
-def parse_clients(s: str) -> tuple[str, ...]:
+def _parse_choices(s: str, flag: str, what: str, choices) -> tuple[str, ...]:
+    """A comma-separated list of ``choices``; an unknown or empty one is an error naming the valid ones."""
     got = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in got if x not in CLIENTS]
+    bad = [x for x in got if x not in choices]
     if bad or not got:
-        raise ModelError(f"--clients {s!r}: unknown client {bad[0] if bad else '(none)'!r}: valid choices are "
-                         f"{', '.join(CLIENTS)}")
+        raise ModelError(f"{flag} {s!r}: unknown {what} {bad[0] if bad else '(none)'!r}: valid choices are "
+                         f"{', '.join(choices)}")
+    return got
+
+
+def parse_clients(s: str) -> tuple[str, ...]:
+    got = _parse_choices(s, "--clients", "client", CLIENTS)
     return got if "edge-wbc" in got else ("edge-wbc", *got)
 
 
 def parse_resize(s: str) -> tuple[str, ...]:
-    got = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in got if x not in RESIZE_CHOICES]
-    if bad or not got:
-        raise ModelError(f"--resize {s!r}: unknown filter {bad[0] if bad else '(none)'!r}: valid choices are "
-                         f"{', '.join(RESIZE_CHOICES)}")
-    return got
+    return _parse_choices(s, "--resize", "filter", RESIZE_CHOICES)
 
 
 def pil_filter(name: str) -> str:

@@ -88,11 +88,7 @@ class TFLiteClassifier(TFLiteModel):
         o = self.features_output
         if o is None:
             return None
-        raw = self.interpreter.get_tensor(o["index"]).reshape(-1)
-        scale, zp = o["quantization"]
-        if np.dtype(o["dtype"]) in (np.uint8, np.int8, np.int16) and scale:
-            return (raw.astype(np.float32) - zp) * np.float32(scale)
-        return raw.astype(np.float32)
+        return self.dequantize_output(self.interpreter.get_tensor(o["index"]).reshape(-1), o)
 
     def predict_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, C) and features (N, D) of raw uint8 images (N, H, W, C); features None if absent.

@@ -147,9 +147,12 @@ class TFLiteModel:
             return np.clip(q, info.min, info.max).astype(self.input_dtype)
         return np.asarray(x, dtype=self.input_dtype)
 
-    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
-        if self.output_dtype in (np.uint8, np.int8, np.int16):
-            scale, zp = self.output["quantization"]
+    def dequantize_output(self, y: np.ndarray, detail: dict | None = None) -> np.ndarray:
+        """An output tensor (the main one, or the one ``detail`` describes) as float32 values."""
+        d = self.output if detail is None else detail
+        dtype = self.output_dtype if detail is None else np.dtype(detail["dtype"])
+        if dtype in (np.uint8, np.int8, np.int16):
+            scale, zp = d["quantization"]
             return (y.astype(np.float32) - zp) * np.float32(scale)
         return y.astype(np.float32)
 
