@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from edge_wbc.data import data_root
-from edge_wbc.data.segdata import bccd_split_names, sigtuple_min_wbc_area, sigtuple_test_fields, voc_boxes
+from edge_wbc.data.fields import field_list
+from edge_wbc.data.segdata import bccd_split_names, voc_boxes
 from edge_wbc.tasks.count import UNCERTAIN, SmearCounter
-from edge_wbc.tasks.segment import component_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,27 +72,13 @@ def bccd_smears(root: Path, split: str):
 
 
 def sigtuple_smears(root: Path):
-    min_area = sigtuple_min_wbc_area(root)
-    return [(img, [b for b, _, _ in component_boxes(np.asarray(Image.open(m).convert("L")) >= 128, min_area)], None)
-            for img, m in sigtuple_test_fields(root)]
+    return [(f.path, list(f.boxes), None) for f in field_list(root, ("sigtuple",), "test")]
 
 
 def pig_smears(root: Path, split: str):
-    """smartphone_pig fields of a split with their YOLO boxes (class cx cy w h, normalised) in pixels."""
-    d = root / "smartphone_pig" / split
-    out = []
-    for img in sorted((d / "images").glob("*.jpg")):
-        w, h = Image.open(img).size
-        boxes = []
-        lab = d / "labels" / f"{img.stem}.txt"
-        for line in (lab.read_text().split("\n") if lab.is_file() else []):
-            v = line.split()
-            if len(v) == 5:
-                cx, cy, bw, bh = (float(x) for x in v[1:])
-                boxes.append((round((cx - bw / 2) * w), round((cy - bh / 2) * h), round((cx + bw / 2) * w),
-                              round((cy + bh / 2) * h)))
-        out.append((img, boxes, None))
-    return out
+    """smartphone_pig fields of a split with their YOLO boxes in pixels (``valid`` is the val split)."""
+    split = {"valid": "val"}.get(split, split)
+    return [(f.path, list(f.boxes), None) for f in field_list(root, ("smartphone_pig",), split)]
 
 
 def single_cells(root: Path, name: str, n: int):

@@ -59,6 +59,20 @@ SMEAR_DETECTOR_UM_PER_PX = 0.29
 #: SigTuple training patches (0.259; 117 of 164 give one), rounded.
 CELL_SEGMENTER_UM_PER_PX = 0.25
 
+#: µm per pixel (in the red-cell estimator's units) that the multi-source WBC detector works at: every
+#: field is resampled to it before detection (a WBC is about 24 px across there, a red cell 15 px).
+DETECTOR_UM_PER_PX = 0.5
+
+#: The detector's targets are the ellipses inscribed in the WBC boxes shrunk by this factor about their
+#: centres (touching cells stay apart); the runtime grows the found boxes back by its inverse.
+DETECTOR_TARGET_SHRINK = 0.8
+
+#: Overlap of the detector's windows, in its input pixels (more than a WBC, so each is whole in one).
+DETECTOR_OVERLAP = 48
+
+#: A WBC component of the detector's map smaller than this share of a 12 µm disc's square is a speck.
+DETECTOR_MIN_WBC_AREA = 0.12
+
 #: Typical WBC diameter, µm: the scale of a single-cell crop is read off its WBC's size.
 WBC_UM = 12.0
 

@@ -22,6 +22,11 @@ def problems(messages) -> None:
 
 # ---- train / convert / models -------------------------------------------------------------------
 def trained(metrics: dict, out: Path) -> None:
+    if "best_val_loss" in metrics and "train_sources" in metrics:  # the field detector
+        out_console.print(f"detector on {', '.join(metrics['train_sources'])}: best val loss "
+                          f"{metrics['best_val_loss']:.4f} (epoch {metrics['best_epoch']}); score it with "
+                          f"benchmarks/count_eval.py after `edge-wbc convert {out} --mode int8` -> {out}")
+        return
     if "segmentation" in metrics:
         from ..metrics.segmentation import dice_summary
 

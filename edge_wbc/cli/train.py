@@ -31,7 +31,8 @@ def parse_builder_args(items: list[str]) -> dict:
 def train(
     model: str = typer.Argument(..., help="Registered model name (see `edge-wbc models`)."),
     dataset: str = typer.Option(
-        "bloodmnist", help="bloodmnist, pbc128, bccd4, bccd2, a folder path; unet: seg, wbcseg, sigtuple, bccd_smear."
+        "bloodmnist", help="bloodmnist, pbc128, bccd4, bccd2, a folder path; unet: seg, wbcseg, sigtuple, bccd_smear, "
+        "or fields[:bccd,smartphone_pig,sigtuple] (the WBC detector on smear fields)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory for model.keras, model.json, curves ..."),
     size: Optional[int] = typer.Option(None, help="Input size in pixels (default: the dataset's)."),
@@ -112,6 +113,21 @@ def train(
     builder_args = parse_builder_args(arg or [])
     check_kwargs(model, builder_args)
     check_out_dir(out)
+    from ..data.fields import is_fields_dataset
+
+    if is_fields_dataset(dataset):  # the multi-source WBC detector (a U-Net on fields at one canonical scale)
+        if model != "unet":
+            fail(f"--dataset {dataset}: field detection trains a unet, not {model!r}")
+        quiet_tf()
+        try:
+            from ..training.detector import DetectorHParams, train_detector
+        except ImportError as e:
+            fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
+        hp = DetectorHParams(dataset=dataset, holdout=holdout, epochs=epochs, steps=steps, batch=min(batch, 64),
+                             lr=lr or 2e-3, seed=seed, jitter=jitter or 1.0, patience=patience, limit=limit,
+                             model_kwargs=builder_args)
+        render.trained(train_detector(hp, out, data=data, log=say), out)
+        return
     if "," in dataset or model == "fieldnet":
         if folds is not None or fold is not None:
             fail("--folds/--fold are for one folder tree (edge-wbc cv runs every fold), not for field models")

@@ -278,10 +278,16 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
     loaded: list[Dataset] = [] if override is None else [override]
 
     def dataset() -> Dataset:  # ``override``, or the spec's dataset on first use
+        from ..data.fields import is_fields_dataset
+
         if not loaded and spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
             from ..tasks.cellsets import load_for_spec
 
             loaded.append(load_for_spec(spec.dataset, spec, data=data, seed=split_seed))
+        elif not loaded and is_fields_dataset(spec.dataset):  # the field detector: fields at its scale
+            from ..tasks.fieldsets import load_for_spec as fields_for_spec
+
+            loaded.append(fields_for_spec(spec.dataset, spec, data=data, seed=split_seed))
         elif not loaded:
             loaded.append(load_dataset(spec.dataset, spec, data=data, seed=split_seed))
         return loaded[0]

@@ -106,6 +106,15 @@ CATALOG: dict[str, DatasetInfo] = {
             _BCCD,
             "BCCD smears with filled WBC boxes as targets (the dataset's own split)",
         ),
+        DatasetInfo(
+            "smartphone_pig",
+            "smartphone_pig",
+            "detection",
+            (256, 256),
+            "CC0 1.0",
+            "Alipo-on et al., smartphone-microscope WBC fields of Visayan warty pigs (CC0)",
+            "Smartphone-through-eyepiece smear fields (416 px) with YOLO WBC boxes, its own split",
+        ),
     )
 }
 

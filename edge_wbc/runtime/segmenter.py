@@ -45,6 +45,31 @@ class TFLiteSegmenter(TFLiteModel):
         ]
         return np.stack(maps, axis=-1)
 
+    def predict_windows(self, a: np.ndarray, overlap: int) -> np.ndarray:
+        """(H, W, 3) uint8 at the model's scale -> (H, W, C) maps: windows of the input size that overlap by
+        ``overlap`` px, the image zero-padded (black, as outside an eyepiece's view) to fill the last
+        ones; where windows overlap, the maps are averaged. An image no larger than the input is one
+        window. This is how the field detector runs (it is trained on zero-padded crops)."""
+        kh, kw = self.spec.input_height, self.spec.input_width
+        h, w = a.shape[:2]
+
+        def starts(n, k):
+            if n <= k:
+                return [0]
+            step = max(1, k - overlap)
+            s = list(range(0, n - k + 1, step))
+            return s if s[-1] == n - k else [*s, n - k]
+
+        pad = np.zeros((max(h, kh), max(w, kw), 3), np.uint8)
+        pad[:h, :w] = a
+        acc = np.zeros((*pad.shape[:2], self.spec.num_classes), np.float32)
+        den = np.zeros((*pad.shape[:2], 1), np.float32)
+        for y in starts(pad.shape[0], kh):
+            for x in starts(pad.shape[1], kw):
+                acc[y : y + kh, x : x + kw] += self.predict(pad[y : y + kh, x : x + kw][None])[0]
+                den[y : y + kh, x : x + kw] += 1.0
+        return (acc / den)[:h, :w]
+
     def window_shape(self, window: int | None = None) -> tuple[int, int]:
         """(height, width) in image pixels of a tile: ``window`` x ``window``, or the model's input."""
         return (window, window) if window else (self.spec.input_height, self.spec.input_width)

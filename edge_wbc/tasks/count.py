@@ -27,6 +27,9 @@ from PIL import Image, ImageDraw
 
 from ..defaults import (
     CELL_SEGMENTER_UM_PER_PX,
+    DETECTOR_MIN_WBC_AREA,
+    DETECTOR_OVERLAP,
+    DETECTOR_TARGET_SHRINK,
     MASK_THRESHOLD,
     MIN_ANSWERED,
     SMEAR_DETECTOR_UM_PER_PX,
@@ -38,6 +41,7 @@ from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
 from ..runtime.rule import UNCERTAIN
+from .fieldsets import resample
 from .scale import check_um_per_px, field_scale
 from .segment import boxes_from_map, component_boxes
 
@@ -101,6 +105,8 @@ class SmearCounter:
             raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
         self.tile, self.window = tile, window
         self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
+        #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
+        self.field_detector = (self.det.spec.metrics or {}).get("detector") == "fields"
         self.cell = TFLiteSegmenter(cell_model, num_threads=threads) if cell_model is not None else None
         if self.cell is not None and "wbc" not in self.cell.spec.labels:
             raise ModelError(f"{self.cell.path}: cell model labels {list(self.cell.spec.labels)} have no 'wbc' map")
@@ -135,11 +141,33 @@ class SmearCounter:
             return [(box, p) for box, p, _ in component_boxes(prob > self.threshold, SPECK_FRAC * kh * kw, prob)]
         if self.tile is False or um_per_px is None:
             return self._resized(img)
+        if self.field_detector:
+            return self.canonical(img, um_per_px / self.det_um)
         s = um_per_px / self.det_um  # input px -> detector px
         W, H = img.width * s / self.det.spec.input_width, img.height * s / self.det.spec.input_height
         if self.cell is None or (1 / SAME_SCALE <= W <= SAME_SCALE and 1 / SAME_SCALE <= H <= SAME_SCALE):
             return self._resized(img)  # about the smear detector's own field: as it was trained
         return self.windowed(self.cell, img, um_per_px / self.cell_um)
+
+    def canonical(self, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
+        """The field detector on ``img`` resampled by ``s`` to its scale, in overlapping windows; each WBC
+        component's box grown back by 1 / its targets' shrink, in ``img`` pixels."""
+        W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
+        if W * H > MAX_DETECT_PIXELS:
+            raise ImageError(
+                f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
+                f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
+            )
+        small = resample(img, s)  # as its training fields were resampled
+        prob = self.det.predict_windows(np.asarray(small.convert("RGB")), DETECTOR_OVERLAP)[..., 0]
+        grow = 1.0 / float((self.det.spec.metrics or {}).get("target_shrink", DETECTOR_TARGET_SHRINK))
+        min_area = DETECTOR_MIN_WBC_AREA * (WBC_UM / self.det_um) ** 2
+        out = []
+        for (x0, y0, x1, y1), p, _ in component_boxes(prob > self.threshold, min_area, prob):
+            cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, grow * (x1 - x0) / 2, grow * (y1 - y0) / 2
+            out.append(([max(0, int(round((cx - hw) / s))), max(0, int(round((cy - hh) / s))),
+                         min(img.width, int(round((cx + hw) / s))), min(img.height, int(round((cy + hh) / s)))], p))
+        return out
 
     def windowed(self, model: TFLiteSegmenter, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
         """``model`` in windows of its input size over ``img`` resampled by ``s``; boxes in ``img`` pixels."""
