@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_wbc.assets import DEFAULT_DETECTOR
 from edge_wbc.data import data_root
 from edge_wbc.data.fields import field_list
 from edge_wbc.data.segdata import bccd_split_names, voc_boxes
@@ -91,37 +92,19 @@ def single_cells(root: Path, name: str, n: int):
     return [(paths[i], None, None) for i in pick]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple", "smartphone_pig", "wbc_seg", "pbc"))
-    ap.add_argument("--n", type=int, default=200,
-                    help="single-cell sources: images drawn (seed 0); smartphone_pig: the first N fields")
-    ap.add_argument("--um-per-px", type=float, default=None, help="give the scale instead of estimating it")
-    ap.add_argument(
-        "--detector", help="default: the shipped smear unet (the shipped cell unet with --tile)"
-    )
-    ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
-    ap.add_argument(
-        "--tile", action=argparse.BooleanOptionalAction,
-        help="expert modes: --tile (cell unet in native windows) / --no-tile (whole field resized); "
-        "default: the canonical-scale pipeline of `edge-wbc count`",
-    )
-    ap.add_argument("--split", default="test", help="bccd / smartphone_pig split")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
-    tile = a.tile
-    detector = a.detector or str(
-        REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite")
-    )
-    root = data_root(a.data)
-    smears = {"bccd": lambda: bccd_smears(root / "bccd", a.split), "sigtuple": lambda: sigtuple_smears(root),
-              "smartphone_pig": lambda: pig_smears(root, a.split)[: a.n],
-              "wbc_seg": lambda: single_cells(root, "wbc_seg", a.n),
-              "pbc": lambda: single_cells(root, "pbc", a.n)}[a.dataset]()
-    sc = SmearCounter(detector, a.classifier, threads=1, tile=tile, um_per_px=a.um_per_px,
+def evaluate(dataset: str, detector: str | None = None, classifier: str | None = None, tile: bool | None = None,
+             um_per_px: float | None = None, split: str = "test", n: int = 200, data=None) -> dict:
+    """Score `edge-wbc count` (the SmearCounter it runs) on one source; the result dict this script prints."""
+    detector = detector or str(REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else DEFAULT_DETECTOR))
+    classifier = classifier or str(REPO / "android_assets" / "bccd4_int8.tflite")
+    root = data_root(data)
+    smears = {"bccd": lambda: bccd_smears(root / "bccd", split), "sigtuple": lambda: sigtuple_smears(root),
+              "smartphone_pig": lambda: pig_smears(root, split)[:n],
+              "wbc_seg": lambda: single_cells(root, "wbc_seg", n),
+              "pbc": lambda: single_cells(root, "pbc", n)}[dataset]()
+    sc = SmearCounter(detector, classifier, threads=1, tile=tile, um_per_px=um_per_px,
                       cell_model=REPO / "android_assets" / "wbc_unet_int8.tflite" if tile is None else None)
-    single = a.dataset in ("wbc_seg", "pbc")
+    single = dataset in ("wbc_seg", "pbc")
     n_one, sources, flags = 0, {}, {}
     tp = n_gt = n_pred = 0
     count_err, times, sub_ok, sub_n, sub_unc = [], [], 0, 0, 0
@@ -145,26 +128,44 @@ def main():
             sub_n += 1
             sub_ok += main_cell["class"] == subtype
             sub_unc += main_cell["label"] == UNCERTAIN
-    res = {"dataset": a.dataset, "split": {"bccd": a.split, "smartphone_pig": a.split,
-                                           "sigtuple": "Test_data (masked)"}.get(a.dataset, f"{len(smears)} drawn"),
+    res = {"dataset": dataset, "split": {"bccd": split, "smartphone_pig": split,
+                                         "sigtuple": "Test_data (masked)"}.get(dataset, f"{len(smears)} drawn"),
            "mode": {None: "canonical scale (default)", True: "--tile", False: "--no-tile"}[tile],
-           "um_per_px_given": a.um_per_px, "scale_sources": sources, "flags": flags}
+           "um_per_px_given": um_per_px, "scale_sources": sources, "flags": flags,
+           "detector": Path(detector).name, "classifier": Path(classifier).name}
     if single:
         res.update({"images": len(smears), "exactly_one_wbc_share": n_one / len(smears),
                     "ms_per_image_p50": float(np.percentile(times, 50))})
-        print(json.dumps(res, indent=2))
-        if a.json:
-            Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
-        return
+        return res
     res |= {
-           "smears": len(smears), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
-           "recall": tp / n_gt if n_gt else None, "precision": tp / n_pred if n_pred else None,
-           "count_mae": float(np.mean(count_err)), "exact_count_share": float(np.mean([e == 0 for e in count_err])),
-           "subtype_n": sub_n, "subtype_accuracy": sub_ok / sub_n if sub_n else None,
-           "subtype_uncertain_share": sub_unc / sub_n if sub_n else None,
-           "ms_per_smear_p50": float(np.percentile(times, 50)), "ms_per_smear_p90": float(np.percentile(times, 90)),
-           "detector": Path(detector).name, "classifier": Path(a.classifier).name,
-           "uncertain_below": sc.uncertain_below, "temperature": sc.temperature}
+        "smears": len(smears), "gt_wbc": n_gt, "detected": n_pred, "true_positives": tp,
+        "recall": tp / n_gt if n_gt else None, "precision": tp / n_pred if n_pred else None,
+        "count_mae": float(np.mean(count_err)), "exact_count_share": float(np.mean([e == 0 for e in count_err])),
+        "subtype_n": sub_n, "subtype_accuracy": sub_ok / sub_n if sub_n else None,
+        "subtype_uncertain_share": sub_unc / sub_n if sub_n else None,
+        "ms_per_smear_p50": float(np.percentile(times, 50)), "ms_per_smear_p90": float(np.percentile(times, 90)),
+        "uncertain_below": sc.uncertain_below, "temperature": sc.temperature}
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="bccd", choices=("bccd", "sigtuple", "smartphone_pig", "wbc_seg", "pbc"))
+    ap.add_argument("--n", type=int, default=200,
+                    help="single-cell sources: images drawn (seed 0); smartphone_pig: the first N fields")
+    ap.add_argument("--um-per-px", type=float, default=None, help="give the scale instead of estimating it")
+    ap.add_argument("--detector", help=f"default: the shipped {DEFAULT_DETECTOR} (the shipped cell unet with --tile)")
+    ap.add_argument("--classifier", default=str(REPO / "android_assets" / "bccd4_int8.tflite"))
+    ap.add_argument(
+        "--tile", action=argparse.BooleanOptionalAction,
+        help="expert modes: --tile (cell unet in native windows) / --no-tile (whole field resized); "
+        "default: the canonical-scale pipeline of `edge-wbc count`",
+    )
+    ap.add_argument("--split", default="test", help="bccd / smartphone_pig split")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    res = evaluate(a.dataset, a.detector, a.classifier, a.tile, a.um_per_px, a.split, a.n, a.data)
     print(json.dumps(res, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -15,6 +15,10 @@ from .errors import EdgeWBCError, ModelError
 #: WBC-centred crops, trained on PBC + BCCD + wbc_seg). The PBC / BloodMNIST models stay as benchmarks.
 DEFAULT_CLASSIFIER = "wbc_field_int8.tflite"
 
+#: The default WBC detector of ``count``: the multi-source field detector (BCCD + smartphone_pig fields at
+#: one canonical scale; :mod:`edge_wbc.training.detector`).
+DEFAULT_DETECTOR = "smear_unet_int8.tflite"
+
 
 def assets_dir() -> Path:
     env = os.environ.get("EDGE_WBC_MODELS")

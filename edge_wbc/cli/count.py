@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..assets import DEFAULT_DETECTOR
 from . import render
 from .app import app, check_inputs, check_out_dir, check_out_file, check_threads, fail
 from .segment import model_or_default
@@ -68,7 +69,7 @@ def count(
     if smears:
         check_inputs(smears)
     sc = SmearCounter(
-        model_or_default(detector, "wbc_unet_int8.tflite" if tile else "smear_unet_int8.tflite"),
+        model_or_default(detector, "wbc_unet_int8.tflite" if tile else DEFAULT_DETECTOR),
         model_or_default(model, DEFAULT_CLASSIFIER),
         threads=threads,
         uncertain_below=uncertain_below,

@@ -134,12 +134,34 @@ def dataset_info(name: str) -> DatasetInfo:
     return CATALOG[name]
 
 
+#: Source names of the multi-source models (field classifier: ``pbc128,bccd,wbcseg``; field detector:
+#: ``fields:bccd,smartphone_pig``) -> the catalog entry that holds their licence and credit.
+SOURCE_ENTRIES = {"pbc128": "pbc128", "bccd": "bccd_smear", "wbcseg": "wbcseg", "sigtuple": "sigtuple",
+                  "smartphone_pig": "smartphone_pig"}
+FIELDS_PREFIX = "fields:"
+
+
+def _parts(name: str) -> list[str] | None:
+    """The sources of a multi-source name (``a,b`` or ``fields:a,b``), or None for a single name."""
+    body = name[len(FIELDS_PREFIX):] if name.startswith(FIELDS_PREFIX) else name
+    if body == name and "," not in name:
+        return None
+    return [p.strip() for p in body.split(",") if p.strip()]
+
+
 def dataset_license(name: str) -> str:
-    """The license of a named dataset (a folder path or an unknown name: a note saying so)."""
+    """The license of a named dataset, or of each source of a multi-source one (a folder path or an
+    unknown name: a note saying so)."""
+    parts = _parts(name)
+    if parts is not None:
+        return "; ".join(f"{p}: {dataset_license(SOURCE_ENTRIES.get(p, p))}" for p in parts)
     return CATALOG[name].license if name in CATALOG else UNKNOWN_LICENSE
 
 
 def dataset_credit(name: str) -> str:
+    parts = _parts(name)
+    if parts is not None:
+        return "; ".join(c for c in dict.fromkeys(dataset_credit(SOURCE_ENTRIES.get(p, p)) for p in parts) if c)
     return CATALOG[name].credit if name in CATALOG else ""
 
 

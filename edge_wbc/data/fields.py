@@ -23,17 +23,17 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from .catalog import CATALOG
+from .catalog import CATALOG, FIELDS_PREFIX, dataset_credit, dataset_license
 
 Box = tuple[int, int, int, int]
 
-#: field source -> the catalog entry that holds its licence and credit
-FIELD_SOURCES = {"bccd": "bccd_smear", "sigtuple": "sigtuple", "smartphone_pig": "smartphone_pig"}
+#: the field sources (their licences: the catalog's SOURCE_ENTRIES)
+FIELD_SOURCES = ("bccd", "sigtuple", "smartphone_pig")
 #: the sources a shipped detector may be trained on (SigTuple: evaluation only)
 SHIPPABLE_SOURCES = ("bccd", "smartphone_pig")
 #: sources whose training images are WBC-centred patches, not whole fields (padded by reflection)
 PATCH_SOURCES = ("sigtuple",)
-PREFIX = "fields"
+PREFIX = FIELDS_PREFIX[:-1]  # "fields"
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,11 @@ def parse_fields_dataset(name: str) -> tuple[str, ...]:
 
 
 def fields_license(name: str) -> str:
-    return "; ".join(f"{s}: {CATALOG[FIELD_SOURCES[s]].license}" for s in parse_fields_dataset(name))
+    return dataset_license(FIELDS_PREFIX + ",".join(parse_fields_dataset(name)))
 
 
 def fields_credit(name: str) -> str:
-    return "; ".join(CATALOG[FIELD_SOURCES[s]].credit for s in parse_fields_dataset(name))
+    return dataset_credit(FIELDS_PREFIX + ",".join(parse_fields_dataset(name)))
 
 
 def _voc_boxes(xml_path: Path) -> tuple[Box, ...]:
