@@ -236,7 +236,9 @@ def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, sp
             "n_images": int(len(images)), "layers": rows}
 
 
-def plot_sqnr(report: dict, out: Path) -> None:
+def sqnr_figure(report: dict):
+    """The inspect plot: SQNR by depth; with ``report["time"]`` (``--time``) the per-op time's stacked bar
+    below it (:func:`edge_wbc.bench.layertime.draw_time_bar`). The caller closes the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,7 +247,14 @@ def plot_sqnr(report: dict, out: Path) -> None:
     rows = sorted(report["layers"], key=lambda r: r["depth"])
     x = [r["depth"] for r in rows]
     y = [min(r["sqnr_db"], 80.0) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows)), 4))
+    width = max(6, 0.45 * len(rows))
+    if report.get("time"):
+        from .layertime import draw_time_bar
+
+        fig, (ax, tax) = plt.subplots(2, 1, figsize=(max(width, 8), 6.8), gridspec_kw={"height_ratios": [4, 1.6]})
+        draw_time_bar(tax, report["time"])
+    else:
+        fig, ax = plt.subplots(figsize=(width, 4))
     ax.plot(x, y, "o-")
     ax.set_xticks(x)
     ax.set_xticklabels([f"{r['layer']}\n{r['op']}" for r in rows], rotation=90, fontsize=7)
@@ -253,7 +262,14 @@ def plot_sqnr(report: dict, out: Path) -> None:
     ax.set_title(f"{Path(report['model']).name}: per-layer SQNR ({report['n_images']} images)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_sqnr(report: dict, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
     from ..fileio import save_figure
 
+    fig = sqnr_figure(report)
     save_figure(fig, out, dpi=120)
     plt.close(fig)

@@ -7,6 +7,9 @@ are reported with the whole model's p50, so that the sum can be checked against 
 (``sum_vs_whole`` = sum / whole - 1). Ops whose inputs are all constants (the weight DEQUANTIZE ops of
 a float16 model, folded at load time) are skipped; in a float16 model the other ops then take their
 dequantized weights as runtime inputs.
+
+:func:`draw_time_bar` draws the result as a stacked bar (each op's p50, in graph order, beside one bar
+of the whole model's p50); ``edge-wbc inspect --time --plot`` puts it under the SQNR plot.
 """
 
 from __future__ import annotations
@@ -101,3 +104,37 @@ def layer_times(content: bytes, runs: int = 200, warmup: int = 20, threads: int 
         r["share"] = r["p50_ms"] / total if total else None
     return {"whole_ms": whole, "sum_ms": total, "sum_vs_whole": total / whole - 1 if whole else None,
             "threads": threads, "runs": runs, "layers": rows}
+
+
+def draw_time_bar(ax, tm: dict, label_share: float = 0.06) -> dict:
+    """Draw ``layer_times``'s result on ``ax``: a bar of the ops' p50 stacked in graph order, and a bar of
+    the whole model's p50 below it. Segments are coloured by op type; those with at least
+    ``label_share`` of the sum carry their op index. Returns {"ops": [Rectangle ...], "whole": Rectangle},
+    each Rectangle's ``gid`` ``op<index>`` / ``whole``, its width the time in ms.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = tm["layers"]
+    kinds = list(dict.fromkeys(r["op"] for r in rows))
+    colors = {k: plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")(i % 20) for i, k in enumerate(kinds)}
+    left, bars, seen = 0.0, [], set()
+    for r in rows:
+        w = float(r["p50_ms"])
+        (bar,) = ax.barh(1, w, left=left, height=0.6, color=colors[r["op"]], edgecolor="white", linewidth=0.5,
+                         label=None if r["op"] in seen else r["op"]).patches
+        seen.add(r["op"])
+        bar.set_gid(f"op{r['index']}")
+        if tm["sum_ms"] and w / tm["sum_ms"] >= label_share:
+            ax.text(left + w / 2, 1, str(r["index"]), ha="center", va="center", fontsize=7)
+        bars.append(bar)
+        left += w
+    (whole,) = ax.barh(0, float(tm["whole_ms"]), height=0.6, color="0.6").patches
+    whole.set_gid("whole")
+    ax.set_yticks([0, 1])
+    ax.set_yticklabels(["whole model", "ops alone (sum)"])
+    ax.set_xlabel(f"p50 ms ({tm['threads']} thread{'s' if tm['threads'] != 1 else ''}, {tm['runs']} runs)")
+    vs = tm.get("sum_vs_whole")
+    ax.set_title(f"per-op time: sum {tm['sum_ms']:.4f} ms vs whole {tm['whole_ms']:.4f} ms"
+                 + (f" ({100 * vs:+.1f} %)" if vs is not None else "") + "; numbers: op index", fontsize=9)
+    ax.legend(fontsize=7, ncol=min(len(kinds), 4), loc="upper center", bbox_to_anchor=(0.5, -0.35), frameon=False)
+    return {"ops": bars, "whole": whole}

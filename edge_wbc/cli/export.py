@@ -42,6 +42,8 @@ def export_android_cmd(
 ):
     """Write <name>.tflite (with labels + normalization metadata), <name>.labels.txt and <name>.json per model.
 
+    Classifiers and segmenters (the latter with the metadata MediaPipe Tasks' ImageSegmenter reads).
+
     The bundle JSON carries the model's one uncertain rule (temperature, uncertain_threshold) at its top level.
     """
     from ..assets import resolve_model

@@ -22,7 +22,8 @@ def inspect(
     split: SplitName = typer.Option(SplitName.val),
     top: int = typer.Option(0, min=0, help="Show only the N worst layers (0: all)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (per-layer sqnr_db ...) as JSON."),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", help="PNG of SQNR by depth."),
+    plot_out: Optional[Path] = typer.Option(
+        None, "--plot", help="PNG of SQNR by depth (with --time: and a stacked bar of the per-op time)."),
     time_: bool = typer.Option(False, "--time", help="Also time each op of the int8 model alone (p50, share, MACs)."),
     runs: int = typer.Option(200, min=1, help="--time: timed runs per op and for the whole model."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),

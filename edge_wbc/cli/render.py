@@ -196,10 +196,11 @@ def bundles(items: list[dict], out: Path) -> None:
         "model", "input", "output", "labels", "test acc", "uncertain <", "size KB", "sha256", title=f"bundle: {out}"
     )
     for b in items:
-        acc = b["accuracy_this_file"]
+        acc = b.get("accuracy_this_file")  # a segmenter bundle has neither accuracy nor an uncertain rule
         t.add_row(b["model_file"], f"{b['input']['dtype']} {'x'.join(map(str, b['input']['shape']))}",
                   f"{b['output']['dtype']} {b['output']['activation']}", str(len(b["labels"])),
-                  f"{acc['accuracy']:.4f}" if acc else "-", f"{b['uncertain_threshold']:.2f}",
+                  f"{acc['accuracy']:.4f}" if acc else "-",
+                  f"{b['uncertain_threshold']:.2f}" if "uncertain_threshold" in b else "-",
                   f"{b['size_bytes'] / 1024:.1f}", b["sha256"][:12])
     out_console.print(t)
 

@@ -1,5 +1,7 @@
 """The Android bundle (``edge-wbc export-android``): a drop-in ``.tflite`` + labels + bundle JSON per model.
 
+Classifiers and segmenters (a ModelSpec whose task is ``segmentation``: see :func:`export_segmenter`).
+
 For every model it writes ``<name>.tflite`` (with TFLite metadata: labels + normalization, see
 :mod:`edge_wbc.export.tflite_metadata`), ``<name>.labels.txt`` and ``<name>.json``, the bundle description
 (input/output contract, quantization, accuracy, uncertain threshold, dataset license, sha256) that
@@ -88,8 +90,9 @@ def _load_spec(tflite: Path) -> ModelSpec:
         spec = ModelSpec.load(spec_path_for(tflite))
     except SpecError as e:
         raise ModelError(f"{tflite}: {e}") from None
-    if spec.task == "segmentation":
-        raise ModelError(f"{tflite}: export-android handles classification and binary models, not {spec.task}")
+    if spec.task not in ("classification", "binary", "segmentation"):
+        raise ModelError(f"{tflite}: export-android handles classification, binary and segmentation models, "
+                         f"not {spec.task}")
     return spec
 
 
@@ -253,6 +256,154 @@ def evaluate(tflite: Path, spec: ModelSpec, data: str | Path | None, threshold: 
     }
 
 
+# ---- segmenters -----------------------------------------------------------------------------
+SEGMENTER_MASKS_NAME = "segmentation_masks"  # the output's metadata name, as MediaPipe's own writer names it
+SEGMENTER_ACTIVATION = "NONE"  # the graph ends in its sigmoids: MediaPipe must not apply another activation
+SEGMENTER_THRESHOLD = 0.5
+SEGMENTER_CHANNELS_TEXT = (
+    "one independent sigmoid per label (not a softmax): a pixel can belong to several labels at once, so "
+    "use confidence masks and threshold each at 0.5; a category mask (argmax over the channels) is not "
+    "meaningful for this model")
+
+
+def build_segmenter_metadata(spec: ModelSpec, name: str) -> tm.ModelMetadata:
+    """TFLite metadata for a segmenter, as MediaPipe Tasks' ImageSegmenter reads it.
+
+    The input is an image with identity NormalizationOptions (the graph normalizes raw 0-255 pixels;
+    MediaPipe needs the options for a float input and ignores them for uint8). The output is a
+    GRAYSCALE image content over dimensions 1-2 (one mask per channel), with the labels as its
+    TENSOR_AXIS_LABELS file, which is where ImageSegmenterGraph reads the labels from. The subgraph's
+    ``SEGMENTER_METADATA`` custom metadata says activation NONE: the output is already probabilities.
+    """
+    from .. import __version__
+
+    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
+    graph_norm = f"x * {spec.norm_scale:.8g} + {spec.norm_offset:.8g}"
+    inp = tm.TensorMetadata(
+        name="image",
+        description=(f"{spec.input_width}x{spec.input_height} {color} image, raw pixel values 0-255 (NHWC, no "
+                     f"normalization: the graph computes {graph_norm} itself)."),
+        content="image", color_space=color, image_size=(spec.input_width, spec.input_height),
+        norm_mean=(0.0,), norm_std=(1.0,), stats_min=(0.0,), stats_max=(255.0,))
+    out = tm.TensorMetadata(
+        name=SEGMENTER_MASKS_NAME,
+        description=(f"{spec.num_classes} probability map(s) at the input's size, one channel per label "
+                     f"({', '.join(spec.labels)}): {SEGMENTER_CHANNELS_TEXT}."),
+        content="image", color_space="GRAYSCALE", content_range=(1, 2), stats_min=(0.0,), stats_max=(1.0,),
+        associated_files=(tm.AssociatedFile(LABELS_IN_MODEL, "TENSOR_AXIS_LABELS",
+                                            "Labels of the output channels, one per line, in channel order."),))
+    return tm.ModelMetadata(
+        name=name,
+        description=(f"White-blood-cell segmenter ({spec.source_model or 'model'}, {spec.quantization}) trained on "
+                     f"{spec.dataset or 'unknown data'}: {', '.join(spec.labels)}."),
+        version=f"edge-wbc {__version__}",
+        author="edge-wbc",
+        license=f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
+        f"{dataset_license(spec.dataset)}.",
+        inputs=(inp,), outputs=(out,), subgraph_name=name,
+        min_parser_version=tm.CUSTOM_METADATA_PARSER_VERSION,
+        custom_metadata=(tm.CustomMetadata(tm.SEGMENTER_METADATA_NAME,
+                                           tm.build_segmenter_options(SEGMENTER_ACTIVATION)),),
+    )
+
+
+def export_segmenter(tflite: Path, spec: ModelSpec, name: str, out: Path) -> dict:
+    """Write ``<name>.tflite`` (with ImageSegmenter metadata), ``<name>.labels.txt`` and ``<name>.json``.
+
+    Checked before anything is written, as for classifiers: one output (MediaPipe's ImageSegmenter
+    takes the last output as the masks; a second one would be read as a quality score), the metadata
+    reads back as written, and the raw outputs are bit-identical to the source's on fixed inputs.
+    Segmenters are not evaluated here: the quality figures are the ModelSpec's metrics, as measured
+    when the model was made.
+    """
+    from ..fileio import atomic_write_bytes, atomic_write_text
+    from ..runtime import TFLiteSegmenter
+
+    seg = TFLiteSegmenter(tflite, spec=spec)  # checks the output shape and channel count against the spec
+    src = seg.content
+    outs = seg.interpreter.get_output_details()
+    if len(outs) != 1:
+        raise ModelError(f"{tflite}: a segmenter bundle needs exactly one output (the probability maps), "
+                         f"this model has {len(outs)}")
+    md = build_segmenter_metadata(spec, name)
+    labels_text = "\n".join(spec.labels) + "\n"
+    new = tm.populate(src, tm.build_metadata(md), {LABELS_IN_MODEL: labels_text.encode("utf-8")})
+    back = tm.read_metadata(new)
+    if back != md or tm.read_labels(new) != spec.labels:
+        raise ModelError(f"{tflite}: the embedded metadata does not read back as written")
+    if tm.parse_segmenter_options(back.custom_metadata[0].data) != SEGMENTER_ACTIVATION:
+        raise ModelError(f"{tflite}: the embedded segmenter options do not read back as written")
+    probe = probe_inputs(seg, n=6)
+    if not np.array_equal(raw_outputs(src, probe), raw_outputs(new, probe)):
+        raise ModelError(f"{tflite}: outputs changed after embedding metadata; nothing written")
+
+    ins, o = seg.input, seg.output
+    m = dict(spec.metrics or {})
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "task": "segmentation",
+        "name": name,
+        "model_file": f"{name}.tflite",
+        "labels_file": f"{name}.labels.txt",
+        "sha256": hashlib.sha256(new).hexdigest(),
+        "size_bytes": len(new),
+        "source": {"file": tflite.name, "sha256": hashlib.sha256(src).hexdigest()},
+        "input": {
+            "name": ins["name"],
+            "shape": [int(v) for v in ins["shape"]],
+            "dtype": np.dtype(ins["dtype"]).name,
+            "layout": "NHWC",
+            "color_order": "RGB" if spec.channels == 3 else "GRAY",
+            "value_range": [0, 255],
+            "normalization": (f"none outside the model: the graph computes {spec.norm_scale:.8g} * x + "
+                              f"{spec.norm_offset:.8g} on the raw pixels"),
+            "quantization": _quant(ins),
+            "encode": ("q = round(pixel / scale) + zero_point, clamped to the dtype's range"
+                       if ins["quantization"][0] else "pixel values as float32, 0-255"),
+            "resize": {"size": [spec.input_height, spec.input_width], "filter": spec.resample, "crop": spec.crop},
+        },
+        "output": {
+            "name": o["name"],
+            "shape": [int(v) for v in o["shape"]],
+            "dtype": np.dtype(o["dtype"]).name,
+            "layout": "NHWC: one probability map per label, in labels order",
+            "meaning": SEGMENTER_CHANNELS_TEXT,
+            "activation": "sigmoid",
+            "channels": "independent",
+            "threshold": SEGMENTER_THRESHOLD,
+            "quantization": _quant(o),
+            "decode": "p = (q - zero_point) * scale" if o["quantization"][0] else "float32 probabilities",
+            "to_image_size": "scale each map to the image's size (bilinear), then threshold, as edge-wbc segment does",
+        },
+        "mediapipe": {
+            "task": "ImageSegmenter",
+            "masks": "confidence masks (output_confidence_masks=True); not the category mask",
+            "activation": SEGMENTER_ACTIVATION,
+        },
+        "labels": list(spec.labels),
+        "metrics": m or None,
+        "metrics_basis": "the ModelSpec's metrics, measured when the model was made (export-android does "
+                         "not re-evaluate segmenters)",
+        "dataset": {"name": spec.dataset, "license": dataset_license(spec.dataset),
+                    "credit": dataset_credit(spec.dataset)},
+        "model_license": PROJECT_LICENSE,
+        "metadata": {
+            "entry": tm.METADATA_NAME,
+            "associated_files": [LABELS_IN_MODEL],
+            "normalization": {"mean": list(md.inputs[0].norm_mean), "std": list(md.inputs[0].norm_std)},
+            "custom_metadata": [tm.SEGMENTER_METADATA_NAME],
+            "min_parser_version": md.min_parser_version,
+        },
+        "model_spec": spec.to_dict(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{name}.tflite", new)
+    atomic_write_text(out / f"{name}.labels.txt", labels_text)
+    atomic_write_text(out / f"{name}.json", json.dumps(bundle, indent=2) + "\n")
+    return bundle
+
+
 # ---- export ------------------------------------------------------------------------------------
 def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_data: bool = True,
                data: str | Path | None = None, threshold: float | None = None,
@@ -260,6 +411,8 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
     from ..fileio import atomic_write_bytes, atomic_write_text
     from ..runtime import TFLiteClassifier
 
+    if spec.task == "segmentation":
+        return export_segmenter(tflite, spec, name, out)
     clf = TFLiteClassifier(tflite, spec=spec)  # checks input shape and label count against the spec
     src = clf.content
     fo = clf.features_output

@@ -11,10 +11,12 @@ flatbuffer, which the interpreter ignores and zip readers find through the archi
 tflite-support no longer installs on current Python, so this module writes the few metadata
 tables it needs with ``flatbuffers.Builder`` and reads them back with ``flatbuffers.table.Table``,
 using the field ids of metadata_schema.fbs (version 1.x; only tables in its 1.0.0 subset are
-written, so ``min_parser_version`` is "1.0.0"). Reading needs only the ``flatbuffers`` package.
-Writing re-serializes the ``Model`` with the generated object API shipped in ``ai_edge_litert``
-(``schema_py_generated``, the same one tflite-support and TensorFlow's flatbuffer_utils use), so
-every tensor, operator and buffer is carried over unchanged.
+written, so ``min_parser_version`` is "1.0.0", except SubGraphMetadata.custom_metadata, added in 1.5.0,
+which a segmenter carries for MediaPipe: its ``SEGMENTER_METADATA`` entry, an ImageSegmenterOptions
+flatbuffer of MediaPipe's image_segmenter_metadata_schema.fbs that names the output's activation).
+Reading needs only the ``flatbuffers`` package. Writing re-serializes the ``Model`` with the generated
+object API shipped in ``ai_edge_litert`` (``schema_py_generated``, the same one tflite-support and
+TensorFlow's flatbuffer_utils use), so every tensor, operator and buffer is carried over unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from ..errors import ModelError
 METADATA_NAME = "TFLITE_METADATA"  # the Model.metadata entry tflite-support reads
 MODEL_IDENTIFIER = b"TFL3"
 METADATA_IDENTIFIER = b"M001"
-MIN_PARSER_VERSION = "1.0.0"  # everything written here exists in metadata schema 1.0.0
+MIN_PARSER_VERSION = "1.0.0"  # everything written here exists in metadata schema 1.0.0 ...
+CUSTOM_METADATA_PARSER_VERSION = "1.5.0"  # ... but SubGraphMetadata.custom_metadata (added in 1.5.0)
+SEGMENTER_METADATA_NAME = "SEGMENTER_METADATA"  # MediaPipe's ImageSegmenterOptions custom metadata
+SEGMENTER_IDENTIFIER = b"V001"  # file identifier of image_segmenter_metadata_schema.fbs
+SEGMENTER_ACTIVATIONS = {0: "NONE", 1: "SIGMOID", 2: "SOFTMAX"}  # its enum Activation
+_ACTIVATION_IDS = {v: k for k, v in SEGMENTER_ACTIVATIONS.items()}
 
 # Enums of metadata_schema.fbs.
 ASSOCIATED_FILE_TYPES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
@@ -53,7 +60,10 @@ _BUFFER = {"data": 0, "offset": 1, "size": 2}  # schema.fbs Buffer
 _MM = {"name": 0, "description": 1, "version": 2, "subgraph_metadata": 3, "author": 4, "license": 5,
        "associated_files": 6, "min_parser_version": 7}  # ModelMetadata
 _SG = {"name": 0, "description": 1, "input_tensor_metadata": 2, "output_tensor_metadata": 3,
-       "associated_files": 4}  # SubGraphMetadata
+       "associated_files": 4, "input_process_units": 5, "output_process_units": 6, "input_tensor_groups": 7,
+       "output_tensor_groups": 8, "custom_metadata": 9}  # SubGraphMetadata
+_CUSTOM = {"name": 0, "data": 1}  # CustomMetadata
+_SEG_OPTIONS = {"activation": 0, "min_parser_version": 1}  # MediaPipe's ImageSegmenterOptions (V001)
 _TM = {"name": 0, "description": 1, "dimension_names": 2, "content": 3, "process_units": 4, "stats": 5,
        "associated_files": 6}  # TensorMetadata
 _AF = {"name": 0, "description": 1, "type": 2, "locale": 3}  # AssociatedFile
@@ -63,6 +73,7 @@ _IMAGE_SIZE = {"width": 0, "height": 1}  # ImageSize
 _PU = {"options_type": 0, "options": 1}  # ProcessUnit
 _NORM = {"mean": 0, "std": 1}  # NormalizationOptions
 _STATS = {"max": 0, "min": 1}  # Stats
+_RANGE = {"min": 0, "max": 1}  # ValueRange
 
 
 # ---- plain data --------------------------------------------------------------------------------
@@ -86,10 +97,19 @@ class TensorMetadata:
     stats_min: tuple[float, ...] = ()
     stats_max: tuple[float, ...] = ()
     associated_files: tuple[AssociatedFile, ...] = ()
+    content_range: tuple[int, int] | None = None  # Content.range: (min, max) dimensions the content spans
 
     @property
     def has_normalization(self) -> bool:
         return bool(self.norm_mean) and bool(self.norm_std)
+
+
+@dataclass(frozen=True)
+class CustomMetadata:
+    """A SubGraphMetadata.custom_metadata entry: a name and an opaque buffer (e.g. SEGMENTER_METADATA)."""
+
+    name: str
+    data: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,7 @@ class ModelMetadata:
     subgraph_name: str = ""
     associated_files: tuple[AssociatedFile, ...] = ()
     min_parser_version: str = MIN_PARSER_VERSION
+    custom_metadata: tuple[CustomMetadata, ...] = ()  # of the (one) subgraph
     extra: dict = field(default_factory=dict, compare=False)
 
     def label_file(self) -> str | None:
@@ -171,10 +192,20 @@ def _write_tensor(b: flatbuffers.Builder, t: TensorMetadata) -> int:
     elif t.content:
         raise ModelError(f"invalid tensor content {t.content!r}: valid choices are image, feature")
     if t.content:
+        rng = None
+        if t.content_range is not None:
+            b.StartObject(len(_RANGE))
+            b.PrependInt32Slot(_RANGE["min"], int(t.content_range[0]), 0)
+            b.PrependInt32Slot(_RANGE["max"], int(t.content_range[1]), 0)
+            rng = b.EndObject()
         b.StartObject(len(_CONTENT))
         b.PrependUint8Slot(_CONTENT["content_properties_type"], props_type, 0)
         b.PrependUOffsetTRelativeSlot(_CONTENT["content_properties"], props, 0)
+        if rng is not None:
+            b.PrependUOffsetTRelativeSlot(_CONTENT["range"], rng, 0)
         content = b.EndObject()
+    elif t.content_range is not None:
+        raise ModelError(f"tensor {t.name!r}: a content range needs a content type (image, feature)")
     # Process units: the NormalizationOptions that an app applies before quantizing the input.
     units = None
     if t.has_normalization:
@@ -204,16 +235,44 @@ def _write_tensor(b: flatbuffers.Builder, t: TensorMetadata) -> int:
     return b.EndObject()
 
 
+def _byte_vector(b: flatbuffers.Builder, data: bytes, alignment: int) -> int:
+    b.StartVector(1, len(data), alignment)
+    b.head = b.head - len(data)
+    b.Bytes[b.head : b.head + len(data)] = data
+    return b.EndVector()
+
+
+def _version(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        raise ModelError(f"invalid min_parser_version {v!r}: expected numbers like 1.5.0") from None
+
+
 def build_metadata(md: ModelMetadata) -> bytes:
     """Serialize ``md`` as a ModelMetadata flatbuffer with the ``M001`` file identifier."""
+    if md.custom_metadata and _version(md.min_parser_version) < _version(CUSTOM_METADATA_PARSER_VERSION):
+        raise ModelError(f"custom metadata needs min_parser_version {CUSTOM_METADATA_PARSER_VERSION}, "
+                         f"not {md.min_parser_version}")
     b = flatbuffers.Builder(1024)
     inputs = _vector(b, [_write_tensor(b, t) for t in md.inputs])
     outputs = _vector(b, [_write_tensor(b, t) for t in md.outputs])
+    customs = []
+    for c in md.custom_metadata:
+        data = _byte_vector(b, bytes(c.data), 16)  # data:[ubyte] (force_align: 16)
+        cname = _strings(b, name=c.name)
+        b.StartObject(len(_CUSTOM))
+        _add_strings(b, _CUSTOM, cname)
+        b.PrependUOffsetTRelativeSlot(_CUSTOM["data"], data, 0)
+        customs.append(b.EndObject())
+    custom = _vector(b, customs) if customs else None
     sg_name = _strings(b, name=md.subgraph_name)
     b.StartObject(len(_SG))
     _add_strings(b, _SG, sg_name)
     b.PrependUOffsetTRelativeSlot(_SG["input_tensor_metadata"], inputs, 0)
     b.PrependUOffsetTRelativeSlot(_SG["output_tensor_metadata"], outputs, 0)
+    if custom is not None:
+        b.PrependUOffsetTRelativeSlot(_SG["custom_metadata"], custom, 0)
     subgraphs = _vector(b, [b.EndObject()])
     files = _vector(b, [_write_associated_file(b, f) for f in md.associated_files]) if md.associated_files else None
     s = _strings(b, name=md.name, description=md.description, version=md.version, author=md.author,
@@ -225,6 +284,33 @@ def build_metadata(md: ModelMetadata) -> bytes:
         b.PrependUOffsetTRelativeSlot(_MM["associated_files"], files, 0)
     b.Finish(b.EndObject(), file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
+
+
+def build_segmenter_options(activation: str = "NONE") -> bytes:
+    """MediaPipe's ImageSegmenterOptions flatbuffer (``V001``), the data of SEGMENTER_METADATA.
+
+    MediaPipe's ImageSegmenterGraph applies ``activation`` to the model's output before it makes the
+    masks (NONE: the output already holds the probabilities).
+    """
+    if activation not in _ACTIVATION_IDS:
+        raise ModelError(f"invalid segmenter activation {activation!r}: valid choices are "
+                         f"{', '.join(_ACTIVATION_IDS)}")
+    b = flatbuffers.Builder(64)
+    version = b.CreateString(MIN_PARSER_VERSION)  # of that schema (its 1.0.0)
+    b.StartObject(len(_SEG_OPTIONS))
+    b.PrependInt8Slot(_SEG_OPTIONS["activation"], _ACTIVATION_IDS[activation], 0)
+    b.PrependUOffsetTRelativeSlot(_SEG_OPTIONS["min_parser_version"], version, 0)
+    b.Finish(b.EndObject(), file_identifier=SEGMENTER_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def parse_segmenter_options(buf: bytes) -> str:
+    """The activation named by an ImageSegmenterOptions (``V001``) buffer."""
+    t = _root(bytes(buf), _SEG_OPTIONS, SEGMENTER_IDENTIFIER, "MediaPipe ImageSegmenterOptions")
+    code = t.scalar("activation", N.Int8Flags)
+    if code not in SEGMENTER_ACTIVATIONS:
+        raise ModelError(f"ImageSegmenterOptions: unknown activation {code}")
+    return SEGMENTER_ACTIVATIONS[code]
 
 
 # ---- reading flatbuffer tables -----------------------------------------------------------------
@@ -287,7 +373,11 @@ def _read_file(t: _T) -> AssociatedFile:
 def _read_tensor(t: _T) -> TensorMetadata:
     content, color, size = "", "", None
     c = t.table("content", _CONTENT)
+    rng = None
     if c is not None:
+        r = c.table("range", _RANGE)
+        if r is not None:
+            rng = (int(r.scalar("min", N.Int32Flags)), int(r.scalar("max", N.Int32Flags)))
         kind = c.scalar("content_properties_type", N.Uint8Flags)
         if kind == _CONTENT_IMAGE:
             content = "image"
@@ -324,7 +414,14 @@ def _read_tensor(t: _T) -> TensorMetadata:
         stats_min=smin,
         stats_max=smax,
         associated_files=tuple(_read_file(f) for f in t.tables("associated_files", _AF)),
+        content_range=rng,
     )
+
+
+def _read_custom(t: _T) -> CustomMetadata:
+    span = t.byte_span("data")
+    return CustomMetadata(name=t.string("name"),
+                          data=bytes(t.t.Bytes[span[0] : span[0] + span[1]]) if span else b"")
 
 
 def parse_metadata(buf: bytes) -> ModelMetadata:
@@ -340,6 +437,7 @@ def parse_metadata(buf: bytes) -> ModelMetadata:
         subgraph_name=sg.string("name") if sg else "",
         associated_files=tuple(_read_file(f) for f in m.tables("associated_files", _AF)),
         min_parser_version=m.string("min_parser_version"),
+        custom_metadata=tuple(_read_custom(c) for c in sg.tables("custom_metadata", _CUSTOM)) if sg else (),
         extra={"subgraphs": len(sgs)},
     )
 
@@ -453,7 +551,8 @@ def populate(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
 
 
 __all__ = [
-    "METADATA_NAME", "MIN_PARSER_VERSION", "AssociatedFile", "TensorMetadata", "ModelMetadata", "build_metadata",
-    "parse_metadata", "model_metadata_entries", "read_metadata", "read_associated_files", "read_labels",
-    "flatbuffer_size", "populate",
+    "METADATA_NAME", "MIN_PARSER_VERSION", "CUSTOM_METADATA_PARSER_VERSION", "SEGMENTER_METADATA_NAME",
+    "AssociatedFile", "TensorMetadata", "CustomMetadata", "ModelMetadata", "build_metadata", "build_segmenter_options",
+    "parse_segmenter_options", "parse_metadata", "model_metadata_entries", "read_metadata", "read_associated_files",
+    "read_labels", "flatbuffer_size", "populate",
 ]

@@ -84,13 +84,20 @@ def test_cli_json_and_plot(tmp_path, data_root):
     out, png = tmp_path / "l.json", tmp_path / "l.png"
     r = runner.invoke(app, ["inspect", str(ASSETS / "bloodmnist_int8.tflite"), "-n", "4", "--json", str(out),
                             "--float", str(ASSETS / "bloodmnist_float16.tflite"), "--plot", str(png),
-                            "--data", str(data_root)])
+                            "--time", "--runs", "3", "--data", str(data_root)])
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
     assert rep["float_reference"].endswith("bloodmnist_float16.tflite") and rep["n_images"] == 4
     assert all("sqnr_db" in x and x["sqnr_db"] > 15 for x in rep["layers"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "s3a_relu" in r.output
+    tm = rep["time"]  # --time: the per-op table, and the plot gets the stacked bar under the SQNR panel
+    assert len(tm["layers"]) == 13 and tm["runs"] == 3
+    assert tm["sum_ms"] == pytest.approx(sum(x["p50_ms"] for x in tm["layers"]))
+    from PIL import Image
+
+    with Image.open(png) as im:  # the two-panel figure is 6.8 in tall at 120 dpi (SQNR alone: 4 in)
+        assert im.size[1] == pytest.approx(6.8 * 120, abs=2)
 
 
 def test_cli_missing_sibling_exit_2(tmp_path):
@@ -113,3 +120,35 @@ def test_layer_times_cut_every_op():
     convs = [x for x in r["layers"] if x["op"] == "CONV_2D"]
     assert sum(x["macs"] for x in convs) == 25_514_496  # 25.5 MMAC: the six convs (FC: 768)
     assert all(x["p50_ms"] > 0 for x in r["layers"])
+
+
+def test_time_bar_stacks_every_op_to_the_measured_sum():
+    import matplotlib.pyplot as plt
+
+    from edge_wbc.bench.layers import sqnr_figure
+    from edge_wbc.bench.layertime import layer_times
+
+    tm = layer_times((ASSETS / "bloodmnist_int8.tflite").read_bytes(), runs=5, warmup=1)
+    rep = {"model": "bloodmnist_int8.tflite", "n_images": 4, "time": tm,
+           "layers": [{"depth": i, "layer": f"l{i}", "op": "CONV_2D", "sqnr_db": 30.0} for i in range(3)]}
+    fig = sqnr_figure(rep)
+    try:
+        assert len(fig.axes) == 2
+        bars = {p.get_gid(): p for p in fig.axes[1].patches}
+        ops = [bars[f"op{r['index']}"] for r in tm["layers"]]
+        assert len(bars) == len(tm["layers"]) + 1 == 14  # 13 ops + the whole model
+        # each segment is its op's p50, stacked in graph order, and together they are the measured sum
+        assert [p.get_width() for p in ops] == pytest.approx([r["p50_ms"] for r in tm["layers"]])
+        starts = np.cumsum([0] + [r["p50_ms"] for r in tm["layers"]])[:-1]
+        assert [p.get_x() for p in ops] == pytest.approx(list(starts))
+        assert sum(p.get_width() for p in ops) == pytest.approx(tm["sum_ms"])
+        assert ops[-1].get_x() + ops[-1].get_width() == pytest.approx(tm["sum_ms"])
+        assert bars["whole"].get_width() == pytest.approx(tm["whole_ms"]) and bars["whole"].get_x() == 0
+        assert f"sum {tm['sum_ms']:.4f} ms vs whole {tm['whole_ms']:.4f} ms" in fig.axes[1].get_title()
+        assert {t.get_text() for t in fig.axes[1].get_legend().get_texts()} == {r["op"] for r in tm["layers"]}
+    finally:
+        plt.close(fig)
+    no_time = sqnr_figure({k: v for k, v in rep.items() if k != "time"})
+    assert len(no_time.axes) == 1
+    plt.close(no_time)
+

@@ -1,28 +1,37 @@
 """The two shipped segmentation models: file hash, labels, spec and tensors, as the classifier bundles are checked.
 
-A segmenter ships with its plain ModelSpec (<stem>.json), no Android bundle; its sha256 is pinned here,
-so a replaced model file is a deliberate change of this table, not an accident.
+Each ships as an Android bundle made by `edge-wbc export-android` (<stem>.tflite with the TFLite metadata
+MediaPipe's ImageSegmenter reads, <stem>.labels.txt, <stem>.json with the nested ModelSpec). Both the
+bundle file's sha256 and that of the bare model it was made from (the bundle's ``source``) are pinned
+here, so a replaced model file is a deliberate change of this table, not an accident.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_wbc.data.catalog import dataset_license
+from edge_wbc.export import tflite_metadata as tm
+from edge_wbc.export.android import BUNDLE_FORMAT
 from edge_wbc.runtime import TFLiteSegmenter, interpreter_backend
 from edge_wbc.spec import ModelSpec
 
 ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
 SEGMENTERS = {
-    # file: (sha256, labels, (H, W), dataset)
-    "wbc_unet_int8.tflite": ("ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
+    # file: (sha256 of the bundle file, labels, (H, W), dataset)
+    "wbc_unet_int8.tflite": ("d1946f4ae02c6ad0f2613630201f78184fade974fb1f760514379a98501694be",
                              ("wbc", "nucleus"), (128, 128), "wbcseg"),
-    "smear_unet_int8.tflite": ("c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
+    "smear_unet_int8.tflite": ("d20cfb17e8a7803735fcdbd33ceac79501d74b599a93f0637be90b5bc0cccb69",
                                ("wbc",), (128, 160), "bccd_smear"),
+}
+SOURCES = {  # sha256 of the bare converter output each bundle was made from (shipped before the metadata)
+    "wbc_unet_int8.tflite": "ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
+    "smear_unet_int8.tflite": "c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
 }
 
 
@@ -48,6 +57,24 @@ def test_shipped_segmenter_matches_its_hash_spec_and_tensors(name):
     assert tuple(i["quantization"]) == (1.0, 0)  # raw pixels are the quantized input
     assert [int(v) for v in o["shape"]] == [1, h, w, len(labels)] and np.dtype(o["dtype"]) == np.uint8
     assert o["quantization"][0] == pytest.approx(1 / 256) and o["quantization"][1] == 0
+    # the bundle: its JSON, labels file and the metadata MediaPipe's ImageSegmenter reads
+    b = json.loads(path.with_suffix(".json").read_text())
+    assert b["format"] == BUNDLE_FORMAT and b["task"] == "segmentation" and b["model_file"] == name
+    assert b["sha256"] == sha and b["size_bytes"] == len(content) and b["source"]["sha256"] == SOURCES[name]
+    assert b["labels"] == list(labels) == [ln for ln in (ASSETS / b["labels_file"]).read_text().splitlines()]
+    assert b["output"]["activation"] == "sigmoid" and b["output"]["channels"] == "independent"
+    assert "category mask" in b["output"]["meaning"] and b["mediapipe"]["activation"] == "NONE"
+    assert b["dataset"]["license"] == dataset_license(dataset) and b["dataset"]["credit"]
+    assert b["input"]["shape"] == [1, h, w, 3] and b["output"]["shape"] == [1, h, w, len(labels)]
+    assert tm.read_labels(content) == labels
+    md = tm.read_metadata(content)
+    assert md.inputs[0].image_size == (w, h) and (md.inputs[0].norm_mean, md.inputs[0].norm_std) == ((0.0,), (1.0,))
+    o_md = md.outputs[0]
+    assert (o_md.name, o_md.content, o_md.color_space, o_md.content_range) == (
+        "segmentation_masks", "image", "GRAYSCALE", (1, 2))
+    assert [(f.name, f.type) for f in o_md.associated_files] == [("labels.txt", "TENSOR_AXIS_LABELS")]
+    assert [c.name for c in md.custom_metadata] == ["SEGMENTER_METADATA"] and md.min_parser_version == "1.5.0"
+    assert tm.parse_segmenter_options(md.custom_metadata[0].data) == "NONE"
     # the README table names it with its labels
     readme = (ASSETS / "README.md").read_text(encoding="utf-8")
     row = next(ln for ln in readme.splitlines() if ln.startswith(f"| `{path.stem}`"))
