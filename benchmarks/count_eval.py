@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.assets import DEFAULT_DETECTOR
+from edge_wbc.assets import DEFAULT_DETECTOR, detector_for_mode
 from edge_wbc.data import data_root
 from edge_wbc.data.fields import field_list
 from edge_wbc.data.segdata import bccd_split_names, voc_boxes
@@ -95,7 +95,7 @@ def single_cells(root: Path, name: str, n: int):
 def evaluate(dataset: str, detector: str | None = None, classifier: str | None = None, tile: bool | None = None,
              um_per_px: float | None = None, split: str = "test", n: int = 200, data=None) -> dict:
     """Score `edge-wbc count` (the SmearCounter it runs) on one source; the result dict this script prints."""
-    detector = detector or str(REPO / "android_assets" / ("wbc_unet_int8.tflite" if tile else DEFAULT_DETECTOR))
+    detector = detector or str(REPO / "android_assets" / detector_for_mode(tile))
     classifier = classifier or str(REPO / "android_assets" / "bccd4_int8.tflite")
     root = data_root(data)
     smears = {"bccd": lambda: bccd_smears(root / "bccd", split), "sigtuple": lambda: sigtuple_smears(root),

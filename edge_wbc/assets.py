@@ -17,7 +17,13 @@ DEFAULT_CLASSIFIER = "wbc_field_int8.tflite"
 
 #: The default WBC detector of ``count``: the multi-source field detector (BCCD + smartphone_pig fields at
 #: one canonical scale; :mod:`edge_wbc.training.detector`).
-DEFAULT_DETECTOR = "smear_unet_int8.tflite"
+DEFAULT_DETECTOR = "wbc_det_int8.tflite"
+
+
+def detector_for_mode(tile: bool | None) -> str:
+    """The shipped detector of a count mode: the field detector by default; the expert modes keep theirs
+    (``--tile``: the cell segmenter in native-scale windows; ``--no-tile``: the BCCD smear detector)."""
+    return {True: "wbc_unet_int8.tflite", False: "smear_unet_int8.tflite"}.get(tile, DEFAULT_DETECTOR)
 
 
 def assets_dir() -> Path:

@@ -70,8 +70,11 @@ DETECTOR_TARGET_SHRINK = 0.8
 #: Overlap of the detector's windows, in its input pixels (more than a WBC, so each is whole in one).
 DETECTOR_OVERLAP = 48
 
-#: A WBC component of the detector's map smaller than this share of a 12 µm disc's square is a speck.
-DETECTOR_MIN_WBC_AREA = 0.12
+#: How the field detector's map becomes WBCs (a detector's model.json may say otherwise, ``metrics.decode``):
+#: components of the map above ``threshold`` with at least ``min_area_px`` pixels (at the detector's scale)
+#: and a mean probability of at least ``min_mean_prob``. Chosen on the val fields of BCCD and smartphone_pig
+#: (``benchmarks/detect_decode.py``, best mean F1 at IoU >= 0.5); platelet clumps are the small, less sure ones.
+DETECTOR_DECODE = {"threshold": 0.3, "min_area_px": 50, "min_mean_prob": 0.9}
 
 #: Typical WBC diameter, µm: the scale of a single-cell crop is read off its WBC's size.
 WBC_UM = 12.0

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ..assets import DEFAULT_DETECTOR
+from ..assets import detector_for_mode
 from . import render
 from .app import app, check_inputs, check_out_dir, check_out_file, check_threads, fail
 from .segment import model_or_default
@@ -31,7 +31,8 @@ def count(
     ),
     detector: Optional[str] = typer.Option(
         None,
-        help="WBC detector: .tflite or shipped name (default: smear_unet_int8, or with --tile wbc_unet_int8).",
+        help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector; with "
+        "--tile wbc_unet_int8; --no-tile takes smear_unet_int8).",
     ),
     uncertain_below: Optional[float] = typer.Option(
         None, min=0.0, max=1.0, help="Override the classifier's calibrated uncertain threshold."
@@ -69,7 +70,7 @@ def count(
     if smears:
         check_inputs(smears)
     sc = SmearCounter(
-        model_or_default(detector, "wbc_unet_int8.tflite" if tile else DEFAULT_DETECTOR),
+        model_or_default(detector, detector_for_mode(tile)),
         model_or_default(model, DEFAULT_CLASSIFIER),
         threads=threads,
         uncertain_below=uncertain_below,

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from ..defaults import (
     CELL_SEGMENTER_UM_PER_PX,
-    DETECTOR_MIN_WBC_AREA,
+    DETECTOR_DECODE,
     DETECTOR_OVERLAP,
     DETECTOR_TARGET_SHRINK,
     MASK_THRESHOLD,
@@ -160,10 +160,13 @@ class SmearCounter:
             )
         small = resample(img, s)  # as its training fields were resampled
         prob = self.det.predict_windows(np.asarray(small.convert("RGB")), DETECTOR_OVERLAP)[..., 0]
-        grow = 1.0 / float((self.det.spec.metrics or {}).get("target_shrink", DETECTOR_TARGET_SHRINK))
-        min_area = DETECTOR_MIN_WBC_AREA * (WBC_UM / self.det_um) ** 2
+        metrics = self.det.spec.metrics or {}
+        grow = 1.0 / float(metrics.get("target_shrink", DETECTOR_TARGET_SHRINK))
+        rule = DETECTOR_DECODE | metrics.get("decode", {})
         out = []
-        for (x0, y0, x1, y1), p, _ in component_boxes(prob > self.threshold, min_area, prob):
+        for (x0, y0, x1, y1), p, _ in component_boxes(prob > rule["threshold"], rule["min_area_px"], prob):
+            if p < rule["min_mean_prob"]:
+                continue
             cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, grow * (x1 - x0) / 2, grow * (y1 - y0) / 2
             out.append(([max(0, int(round((cx - hw) / s))), max(0, int(round((cy - hh) / s))),
                          min(img.width, int(round((cx + hw) / s))), min(img.height, int(round((cy + hh) / s)))], p))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..data.fields import parse_fields_dataset
-from ..defaults import DETECTOR_TARGET_SHRINK, DETECTOR_UM_PER_PX
+from ..defaults import DETECTOR_DECODE, DETECTOR_TARGET_SHRINK, DETECTOR_UM_PER_PX
 from ..errors import DataError
 from ..spec import ModelSpec
 from .artifacts import save_artifacts, save_keras
@@ -125,7 +125,8 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
         "train_fields": len(tr), "val_fields": len(va), "hparams": asdict(hp),
     }
     spec = wspec.replace(metrics={"um_per_px": DETECTOR_UM_PER_PX, "target_shrink": DETECTOR_TARGET_SHRINK,
-                                  "detector": "fields", "train_sources": list(hp.train_sources),
+                                  "detector": "fields", "decode": dict(DETECTOR_DECODE),
+                                  "train_sources": list(hp.train_sources),
                                   "best_val_loss": metrics["best_val_loss"]})
     save_artifacts(out, final, spec, metrics, history)
     save_keras(final, ckpt)

@@ -1,4 +1,4 @@
-"""The two shipped segmentation models: file hash, labels, spec and tensors, as the classifier bundles are checked.
+"""The shipped segmentation models: file hash, labels, spec and tensors, as the classifier bundles are checked.
 
 Each ships as an Android bundle made by `edge-wbc export-android` (<stem>.tflite with the TFLite metadata
 MediaPipe's ImageSegmenter reads, <stem>.labels.txt, <stem>.json with the nested ModelSpec). Both the
@@ -28,10 +28,14 @@ SEGMENTERS = {
                              ("wbc", "nucleus"), (128, 128), "wbcseg"),
     "smear_unet_int8.tflite": ("d20cfb17e8a7803735fcdbd33ceac79501d74b599a93f0637be90b5bc0cccb69",
                                ("wbc",), (128, 160), "bccd_smear"),
+    # the default detector of count: the multi-source field detector (BCCD + smartphone_pig fields at 0.5 µm/px)
+    "wbc_det_int8.tflite": ("beea77caaab3dd745dbed9615b92d754915353b42b4f9a625261fd2a98a0d8c1",
+                            ("wbc",), (256, 256), "fields:bccd,smartphone_pig"),
 }
 SOURCES = {  # sha256 of the bare converter output each bundle was made from (shipped before the metadata)
     "wbc_unet_int8.tflite": "ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
     "smear_unet_int8.tflite": "c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
+    "wbc_det_int8.tflite": "cbbff8d0f382c277a812f03b724d579df90dc0fbfa7936dac447d52cf3756a16",
 }
 
 
@@ -86,6 +90,15 @@ def test_shipped_segmenter_finds_the_cell_of_a_real_image(name, pbc_files, data_
     from PIL import Image
 
     seg = TFLiteSegmenter(ASSETS / name)
+    if name.startswith("wbc_det"):  # the field detector: a BCCD field at its scale, as count runs it
+        from edge_wbc.tasks.fieldsets import resample
+        from edge_wbc.tasks.scale import estimate_scale
+
+        img = Image.open(data_root / "bccd" / "BCCD" / "JPEGImages" / "BloodImage_00000.jpg").convert("RGB")
+        small = resample(img, estimate_scale(img).um_per_px / seg.spec.metrics["um_per_px"])
+        wbc = seg.predict_windows(np.asarray(small), 48)[..., 0] > 0.5
+        assert 0.01 < wbc.mean() < 0.3  # one WBC in a 640x480 field
+        return
     if name.startswith("smear"):
         img = Image.open(data_root / "bccd" / "BCCD" / "JPEGImages" / "BloodImage_00000.jpg").convert("RGB")
     else:
@@ -107,5 +120,5 @@ def test_no_shipped_model_is_trained_on_data_without_redistribution_rights():
         spec = d.get("model_spec", d)
         if "task" not in spec:
             continue
-        used = {s.strip() for s in str(spec.get("dataset") or "").split(",")}
+        used = {s.strip() for s in str(spec.get("dataset") or "").removeprefix("fields:").split(",")}
         assert not used & banned, f"{p.name} was trained on {sorted(used & banned)}"

@@ -119,6 +119,11 @@ def test_canonical_detection_resamples_grows_and_maps_boxes_back():
     assert p == 1.0
     # the found component spans the shrunk ellipse (about 19 px); grown by 1/0.8 and scaled x4 it is the box
     assert np.allclose(box, [80, 40, 176, 136], atol=6)
-    # specks below DETECTOR_MIN_WBC_AREA of a WBC are dropped
-    sc.det = _MapDetector(lambda a: fsets.target_map((80, 50), [(5, 5, 8, 8)], 1.0).astype(np.float32))
+    # the decode rule (DETECTOR_DECODE): specks below min_area_px, and components whose mean probability is
+    # below min_mean_prob (a WBC-sized blob at 0.85), are dropped; the model's own rule wins over the default
+    speck = fsets.target_map((80, 50), [(5, 5, 11, 11)], 1.0).astype(np.float32)
+    unsure = 0.85 * fsets.target_map((80, 50), [(50, 10, 74, 34)], 0.8).astype(np.float32)
+    sc.det = _MapDetector(lambda a: np.maximum(speck, unsure))
     assert sc.canonical(img, 0.25) == []
+    sc.det.spec.metrics["decode"] = {"min_mean_prob": 0.8, "min_area_px": 20}
+    assert len(sc.canonical(img, 0.25)) == 2

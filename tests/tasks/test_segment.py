@@ -388,7 +388,7 @@ def test_count_tile_defaults_to_the_shipped_cell_segmenter(tiny_converted, data_
     for flags in (["--tile"], [], ["--no-tile"]):
         r = runner.invoke(app, ["count", field, *flags, "--classifier", str(tiny_converted / "int8.tflite")])
         assert r.exit_code == 0, r.output
-    assert used == [("wbc_unet_int8.tflite", True), ("smear_unet_int8.tflite", None),
+    assert used == [("wbc_unet_int8.tflite", True), ("wbc_det_int8.tflite", None),
                     ("smear_unet_int8.tflite", False)]
 
 
