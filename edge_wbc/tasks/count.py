@@ -27,9 +27,6 @@ from PIL import Image, ImageDraw
 
 from ..defaults import (
     CELL_SEGMENTER_UM_PER_PX,
-    DETECTOR_DECODE,
-    DETECTOR_OVERLAP,
-    DETECTOR_TARGET_SHRINK,
     MASK_THRESHOLD,
     MIN_ANSWERED,
     SMEAR_DETECTOR_UM_PER_PX,
@@ -41,7 +38,7 @@ from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
 from ..runtime.rule import UNCERTAIN
-from .fieldsets import resample
+from .fieldsets import detect_wbcs, is_field_detector
 from .scale import check_um_per_px, field_scale
 from .segment import boxes_from_map, component_boxes
 
@@ -106,7 +103,7 @@ class SmearCounter:
         self.tile, self.window = tile, window
         self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
         #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
-        self.field_detector = (self.det.spec.metrics or {}).get("detector") == "fields"
+        self.field_detector = is_field_detector(self.det)
         self.cell = TFLiteSegmenter(cell_model, num_threads=threads) if cell_model is not None else None
         if self.cell is not None and "wbc" not in self.cell.spec.labels:
             raise ModelError(f"{self.cell.path}: cell model labels {list(self.cell.spec.labels)} have no 'wbc' map")
@@ -158,19 +155,7 @@ class SmearCounter:
                 f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
                 f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
             )
-        small = resample(img, s)  # as its training fields were resampled
-        prob = self.det.predict_windows(np.asarray(small.convert("RGB")), DETECTOR_OVERLAP)[..., 0]
-        metrics = self.det.spec.metrics or {}
-        grow = 1.0 / float(metrics.get("target_shrink", DETECTOR_TARGET_SHRINK))
-        rule = DETECTOR_DECODE | metrics.get("decode", {})
-        out = []
-        for (x0, y0, x1, y1), p, _ in component_boxes(prob > rule["threshold"], rule["min_area_px"], prob):
-            if p < rule["min_mean_prob"]:
-                continue
-            cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, grow * (x1 - x0) / 2, grow * (y1 - y0) / 2
-            out.append(([max(0, int(round((cx - hw) / s))), max(0, int(round((cy - hh) / s))),
-                         min(img.width, int(round((cx + hw) / s))), min(img.height, int(round((cy + hh) / s)))], p))
-        return out
+        return detect_wbcs(self.det, img, s)
 
     def windowed(self, model: TFLiteSegmenter, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
         """``model`` in windows of its input size over ``img`` resampled by ``s``; boxes in ``img`` pixels."""

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from ..data.containers import Dataset, Split
 from ..data.fields import PATCH_SOURCES, Field, field_list, parse_fields_dataset
 from ..data.roots import cache_dir, data_root
-from ..defaults import DETECTOR_TARGET_SHRINK, DETECTOR_UM_PER_PX
+from ..defaults import DETECTOR_DECODE, DETECTOR_OVERLAP, DETECTOR_TARGET_SHRINK, DETECTOR_UM_PER_PX
 from ..preprocess import load_image
 from . import scale as scale_mod
 
@@ -59,6 +59,33 @@ def resample(img: Image.Image, s: float) -> Image.Image:
     if (W, H) == img.size:
         return img
     return img.resize((W, H), Image.Resampling.BILINEAR, reducing_gap=2.0 if s < 1 else None)
+
+
+def is_field_detector(det) -> bool:
+    """A multi-source field detector (trained on fields at one canonical scale; ``metrics.detector``)."""
+    return (det.spec.metrics or {}).get("detector") == "fields"
+
+
+def detect_wbcs(det, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
+    """The field detector ``det`` on ``img`` resampled by ``s`` to its scale, in overlapping windows
+    (``predict_windows``); the components its decode rule (``metrics.decode``, else
+    :data:`~edge_wbc.defaults.DETECTOR_DECODE`) keeps, each box grown back by 1 / the targets' shrink
+    about its centre, in ``img`` pixels, with the component's mean probability."""
+    from ..runtime.components import component_boxes
+
+    small = resample(img, s)
+    prob = det.predict_windows(np.asarray(small.convert("RGB")), DETECTOR_OVERLAP)[..., 0]
+    metrics = det.spec.metrics or {}
+    grow = 1.0 / float(metrics.get("target_shrink", DETECTOR_TARGET_SHRINK))
+    rule = DETECTOR_DECODE | metrics.get("decode", {})
+    out = []
+    for (x0, y0, x1, y1), p, _ in component_boxes(prob > rule["threshold"], rule["min_area_px"], prob):
+        if p < rule["min_mean_prob"]:
+            continue
+        cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, grow * (x1 - x0) / 2, grow * (y1 - y0) / 2
+        out.append(([max(0, int(round((cx - hw) / s))), max(0, int(round((cy - hh) / s))),
+                     min(img.width, int(round((cx + hw) / s))), min(img.height, int(round((cy + hh) / s)))], p))
+    return out
 
 
 def _cache_key(canon_um: float) -> str:
