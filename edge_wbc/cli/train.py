@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -124,8 +125,9 @@ def train(
         except ImportError as e:
             fail(f"training needs the train extra ({e}): pip install 'edge-wbc[train]'")
         hp = DetectorHParams(dataset=dataset, holdout=holdout, epochs=epochs, steps=steps, batch=min(batch, 64),
+                             window=size or DetectorHParams.window,
                              lr=lr or 2e-3, seed=seed, jitter=jitter or 1.0, patience=patience, limit=limit,
-                             model_kwargs=builder_args)
+                             model_kwargs=builder_args, strong=os.environ.get("EDGE_WBC_DET_AUG") == "strong")
         render.trained(train_detector(hp, out, data=data, log=say), out)
         return
     if "," in dataset or model == "fieldnet":

@@ -53,12 +53,11 @@ class TFLiteSegmenter(TFLiteModel):
         kh, kw = self.spec.input_height, self.spec.input_width
         h, w = a.shape[:2]
 
-        def starts(n, k):
+        def starts(n, k):  # as few windows as cover n with at least ``overlap`` between neighbours, evenly spread
             if n <= k:
                 return [0]
-            step = max(1, k - overlap)
-            s = list(range(0, n - k + 1, step))
-            return s if s[-1] == n - k else [*s, n - k]
+            m = int(np.ceil((n - overlap) / max(1, k - overlap)))
+            return [int(round(v)) for v in np.linspace(0, n - k, max(2, m))]
 
         pad = np.zeros((max(h, kh), max(w, kw), 3), np.uint8)
         pad[:h, :w] = a

@@ -191,8 +191,8 @@ class CropSampler:
     augmentation (flips, 90° turns, blur, JPEG, noise; colour is jittered in TensorFlow afterwards)."""
 
     def __init__(self, fields: list[CanonField], crop: int, seed: int = 0, wbc_share: float = 0.6,
-                 scale_jitter: float = 1.35):
-        self.crop, self.wbc_share, self.jitter = crop, wbc_share, scale_jitter
+                 scale_jitter: float = 1.35, strong: bool = False):
+        self.crop, self.wbc_share, self.jitter, self.strong = crop, wbc_share, scale_jitter, strong
         self.rng = np.random.default_rng(seed)
         self.by_source: dict[str, list[CanonField]] = {}
         for f in fields:
@@ -225,6 +225,10 @@ class CropSampler:
         if side != self.crop:
             ci = ci.resize((self.crop, self.crop), Image.Resampling.BILINEAR)
             ct = ct.resize((self.crop, self.crop), Image.Resampling.BILINEAR)
+        if self.strong and rng.random() < 0.4:  # a coarser camera or optics: down, then back up
+            f = float(rng.uniform(1.3, 2.5))
+            small = ci.resize((max(4, int(self.crop / f)),) * 2, Image.Resampling.BILINEAR)
+            ci = small.resize((self.crop, self.crop), Image.Resampling.BILINEAR)
         if rng.random() < 0.4:
             ci = ci.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5))))
         if rng.random() < 0.4:
@@ -232,6 +236,8 @@ class CropSampler:
             ci.save(buf, format="JPEG", quality=int(rng.integers(35, 95)))
             ci = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
         x = np.asarray(ci, np.float32)
+        if self.strong:  # another stain, lamp or white balance: per-channel gain and gamma
+            x = 255.0 * (np.clip(x * rng.uniform(0.8, 1.2, 3), 0, 255) / 255.0) ** float(rng.uniform(0.7, 1.4))
         if rng.random() < 0.4:
             x = np.clip(x + rng.normal(0, rng.uniform(2, 10), x.shape), 0, 255)
         t = (np.asarray(ct, np.float32) >= 128).astype(np.float32)

@@ -41,6 +41,7 @@ class DetectorHParams:
     crop: int = 128
     window: int = 256
     jitter: float = 1.0
+    strong: bool = False  # stronger augmentation: per-channel gain and gamma, resolution loss, jitter x2
     patience: int = 30
     limit: int | None = None  # fields per source and split (smoke runs, tests)
     model_kwargs: dict = field(default_factory=dict)
@@ -93,7 +94,7 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
 
     opt_hp = HParams(model=hp.model, epochs=hp.epochs, lr=hp.lr, seed=hp.seed)
     model.compile(optimizer=make_optimizer(opt_hp, hp.steps, keras), loss=loss_fn)
-    sampler = CropSampler(tr, hp.crop, seed=hp.seed)
+    sampler = CropSampler(tr, hp.crop, seed=hp.seed, strong=hp.strong)
     xv, yv = CropSampler(va, hp.crop, seed=hp.seed + 1).batch(max(64, 8 * len({f.source for f in va})) * 4)
 
     def gen():
@@ -104,7 +105,7 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
            tf.TensorSpec((hp.batch, hp.crop, hp.crop, 1), tf.float32))
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
     if hp.jitter:
-        ds = ds.map(lambda x, y: (photometric(tf, x, hp.jitter), y))
+        ds = ds.map(lambda x, y: (photometric(tf, x, hp.jitter * (2 if hp.strong else 1)), y))
     ckpt = out / "model.keras"
     fit = model.fit(ds.prefetch(2), steps_per_epoch=hp.steps, epochs=hp.epochs, validation_data=(xv, yv), shuffle=False,
                     verbose=verbose, callbacks=[
@@ -132,3 +133,28 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
     save_keras(final, ckpt)
     log(f"done: best val loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} ({train_s:.0f} s)")
     return metrics
+
+
+def rewindow(model_dir, window: int, out_dir=None) -> ModelSpec:
+    """The detector of ``model_dir`` behind a ``window`` px input (the U-Net is fully convolutional; the
+    weights are the same): ``model.keras`` and ``model.json`` rewritten in ``out_dir`` (default: in place).
+    The window only changes how many windows a field takes (speed), not what the detector learned."""
+    from pathlib import Path
+
+    import keras
+
+    from ..keras_objects import custom_objects
+    from .artifacts import save_keras
+
+    if window % 16:
+        raise DataError(f"detector window {window} px must be divisible by 16 (the U-Net's depth 4)")
+    src, out = Path(model_dir), Path(out_dir or model_dir)
+    spec = ModelSpec.load(src)
+    model = keras.saving.load_model(src / "model.keras", safe_mode=True, compile=False, custom_objects=custom_objects())
+    new_spec = spec.replace(input_height=window, input_width=window)
+    new = build_model(spec.source_model, new_spec, **dict(spec.model_kwargs or {}))
+    new.set_weights(model.get_weights())
+    out.mkdir(parents=True, exist_ok=True)
+    save_keras(new, out / "model.keras")
+    new_spec.save(out / "model.json")
+    return new_spec

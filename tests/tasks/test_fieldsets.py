@@ -91,7 +91,7 @@ def test_predict_windows_pads_with_black_and_averages_overlaps():
     seg.calls.clear()
     a = (np.arange(70)[None, :, None] * np.ones((40, 1, 3))).astype(np.uint8)
     m = seg.predict_windows(a, overlap=8)
-    # windows at x = 0, 24, 38 and y = 0, 8: every pixel's map is its own value
+    # windows at x = 0, 19, 38 and y = 0, 8 (evenly spread): every pixel's map is its own value
     assert len(seg.calls) == 3 * 2 and np.allclose(m[..., 0], a[..., 0] / 255.0, atol=1e-6)
 
 
