@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -127,7 +126,7 @@ def train(
         hp = DetectorHParams(dataset=dataset, holdout=holdout, epochs=epochs, steps=steps, batch=min(batch, 64),
                              window=size or DetectorHParams.window,
                              lr=lr or 2e-3, seed=seed, jitter=jitter or 1.0, patience=patience, limit=limit,
-                             model_kwargs=builder_args, strong=os.environ.get("EDGE_WBC_DET_AUG") == "strong")
+                             model_kwargs=builder_args)
         render.trained(train_detector(hp, out, data=data, log=say), out)
         return
     if "," in dataset or model == "fieldnet":

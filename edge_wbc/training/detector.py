@@ -4,7 +4,8 @@
 shippable sources). Every field is first resampled to :data:`~edge_wbc.defaults.DETECTOR_UM_PER_PX`
 with its red-cell *estimate* (:mod:`edge_wbc.tasks.fieldsets`), as ``edge-wbc count`` does at run time.
 Each step draws a source-balanced batch of ``crop`` px crops (60 % around a WBC), with scale jitter
-(x0.74-1.35), flips, 90° turns, blur, JPEG and noise in NumPy and colour jitter in TensorFlow.
+(x0.74-1.35), flips, 90° turns, resolution loss, blur, JPEG, noise, per-channel gain and gamma in NumPy
+and colour jitter in TensorFlow.
 Loss: cross-entropy + soft Dice of the WBC map (the shrunk box ellipses). The checkpoint with the
 lowest loss on a fixed set of val crops is kept, then rebuilt at ``window`` px (the U-Net is fully
 convolutional) for conversion: the runtime slides that window over the resampled field.
@@ -41,7 +42,10 @@ class DetectorHParams:
     crop: int = 128
     window: int = 256
     jitter: float = 1.0
-    strong: bool = False  # stronger augmentation: per-channel gain and gamma, resolution loss, jitter x2
+    # stronger augmentation (default): per-channel gain and gamma, resolution loss, colour jitter x2. Chosen on
+    # the held-out source's val split: smartphone_pig held out, val recall / precision 0.016 / 0.600 without,
+    # 0.798 / 0.758 with it (BCCD val 0.977 / 0.944 -> 0.966 / 0.923)
+    strong: bool = True
     patience: int = 30
     limit: int | None = None  # fields per source and split (smoke runs, tests)
     model_kwargs: dict = field(default_factory=dict)
