@@ -29,13 +29,13 @@ SEGMENTERS = {
     "smear_unet_int8.tflite": ("d20cfb17e8a7803735fcdbd33ceac79501d74b599a93f0637be90b5bc0cccb69",
                                ("wbc",), (128, 160), "bccd_smear"),
     # the default detector of count: the multi-source field detector (BCCD + smartphone_pig fields at 0.5 µm/px)
-    "wbc_det_int8.tflite": ("beea77caaab3dd745dbed9615b92d754915353b42b4f9a625261fd2a98a0d8c1",
-                            ("wbc",), (256, 256), "fields:bccd,smartphone_pig"),
+    "wbc_det_int8.tflite": ("c861213d56bd8bf308dbf7afea5d3f56428e93fb96110fde0e3f07e4a07e7c4b",
+                            ("wbc",), (288, 288), "fields:bccd,smartphone_pig"),
 }
 SOURCES = {  # sha256 of the bare converter output each bundle was made from (shipped before the metadata)
     "wbc_unet_int8.tflite": "ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
     "smear_unet_int8.tflite": "c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
-    "wbc_det_int8.tflite": "cbbff8d0f382c277a812f03b724d579df90dc0fbfa7936dac447d52cf3756a16",
+    "wbc_det_int8.tflite": "4183bf26538e9a4f9294f6c35a58006131d31d9ec8b037a17969186d3b7ed2eb",
 }
 
 
