@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
 from edge_wbc.data import data_root
 from edge_wbc.data.segdata import bccd_split_names, sigtuple_test_fields
 from edge_wbc.tasks.count import SmearCounter
@@ -27,12 +28,14 @@ STAGES = ("decode", "scale", "detect", "classify")
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--detector", default=None, help=f"default: the shipped {DEFAULT_DETECTOR}, as count uses")
+    ap.add_argument("--classifier", default=None, help=f"default: the shipped {DEFAULT_CLASSIFIER}, as count uses")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     root = data_root(a.data)
     A = REPO / "android_assets"
-    sc = SmearCounter(A / "smear_unet_int8.tflite", A / "bccd4_int8.tflite", threads=1,
+    sc = SmearCounter(a.detector or A / DEFAULT_DETECTOR, a.classifier or A / DEFAULT_CLASSIFIER, threads=1,
                       cell_model=A / "wbc_unet_int8.tflite")
     srcs = {
         "bccd": [root / "bccd/BCCD/JPEGImages" / f"{n}.jpg" for n in bccd_split_names(root / "bccd")["test"]],

@@ -1,7 +1,7 @@
 """`edge-wbc count`'s boxes on the peers' field manifest, in the peers' prediction format (edge-wbc venv).
 
-The counter is built as the CLI builds it (`edge-wbc count` with no mode flag: shipped smear detector,
-cell segmenter for fields at other scales, the default classifier), 1 thread. Each field is timed end
+The counter is built as the CLI builds it (`edge-wbc count` with no mode flag: the shipped field detector,
+the cell segmenter for single-cell crops, the default classifier), 1 thread. Each field is timed end
 to end (decode, scale estimate, detect, crop, classify), after one warm-up field: wall clock (``ms``)
 and this process's CPU time (``cpu_ms``; at 1 thread the better figure on a loaded machine). Writes
 {"model": ..., "models_sha256": ..., "sources": {"<source>:<split>": [{"image", "boxes", "ms"}]}}.
@@ -22,7 +22,7 @@ from export_data import cache
 
 
 def main():
-    from edge_wbc.assets import DEFAULT_CLASSIFIER
+    from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
     from edge_wbc.cli.segment import model_or_default
     from edge_wbc.tasks.count import SmearCounter
 
@@ -33,7 +33,7 @@ def main():
     a = ap.parse_args()
     man = json.loads((cache() / "fields" / "manifest.json").read_text())
     paths = {
-        "detector": model_or_default(None, "smear_unet_int8.tflite"),
+        "detector": model_or_default(None, DEFAULT_DETECTOR),
         "cell_model": model_or_default(None, "wbc_unet_int8.tflite"),
         "classifier": model_or_default(None, DEFAULT_CLASSIFIER),
     }

@@ -49,6 +49,36 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "model"
 
 
+def _bundle_head(name: str, new: bytes, src: bytes, tflite: Path, ins: dict, spec: ModelSpec,
+                 task: str | None = None) -> dict:
+    """What every bundle JSON starts with: format, names, hashes, source and the input contract."""
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        **({"task": task} if task else {}),
+        "name": name,
+        "model_file": f"{name}.tflite",
+        "labels_file": f"{name}.labels.txt",
+        "sha256": hashlib.sha256(new).hexdigest(),
+        "size_bytes": len(new),
+        "source": {"file": tflite.name, "sha256": hashlib.sha256(src).hexdigest()},
+        "input": {
+            "name": ins["name"],
+            "shape": [int(v) for v in ins["shape"]],
+            "dtype": np.dtype(ins["dtype"]).name,
+            "layout": "NHWC",
+            "color_order": "RGB" if spec.channels == 3 else "GRAY",
+            "value_range": [0, 255],
+            "normalization": (f"none outside the model: the graph computes {spec.norm_scale:.8g} * x + "
+                              f"{spec.norm_offset:.8g} on the raw pixels"),
+            "quantization": _quant(ins),
+            "encode": ("q = round(pixel / scale) + zero_point, clamped to the dtype's range"
+                       if ins["quantization"][0] else "pixel values as float32, 0-255"),
+            "resize": {"size": [spec.input_height, spec.input_width], "filter": spec.resample, "crop": spec.crop},
+        },
+    }
+
+
 # ---- inputs ------------------------------------------------------------------------------------
 def resolve_inputs(paths: list[Path], modes: list[str] | None = None) -> list[tuple[Path, ModelSpec, str]]:
     """(tflite, spec, bundle name) for each DIR (its <mode>.tflite files) or .tflite file."""
@@ -340,29 +370,7 @@ def export_segmenter(tflite: Path, spec: ModelSpec, name: str, out: Path) -> dic
     ins, o = seg.input, seg.output
     m = dict(spec.metrics or {})
     bundle = {
-        "format": BUNDLE_FORMAT,
-        "format_version": BUNDLE_VERSION,
-        "task": "segmentation",
-        "name": name,
-        "model_file": f"{name}.tflite",
-        "labels_file": f"{name}.labels.txt",
-        "sha256": hashlib.sha256(new).hexdigest(),
-        "size_bytes": len(new),
-        "source": {"file": tflite.name, "sha256": hashlib.sha256(src).hexdigest()},
-        "input": {
-            "name": ins["name"],
-            "shape": [int(v) for v in ins["shape"]],
-            "dtype": np.dtype(ins["dtype"]).name,
-            "layout": "NHWC",
-            "color_order": "RGB" if spec.channels == 3 else "GRAY",
-            "value_range": [0, 255],
-            "normalization": (f"none outside the model: the graph computes {spec.norm_scale:.8g} * x + "
-                              f"{spec.norm_offset:.8g} on the raw pixels"),
-            "quantization": _quant(ins),
-            "encode": ("q = round(pixel / scale) + zero_point, clamped to the dtype's range"
-                       if ins["quantization"][0] else "pixel values as float32, 0-255"),
-            "resize": {"size": [spec.input_height, spec.input_width], "filter": spec.resample, "crop": spec.crop},
-        },
+        **_bundle_head(name, new, src, tflite, ins, spec, task="segmentation"),
         "output": {
             "name": o["name"],
             "shape": [int(v) for v in o["shape"]],
@@ -448,33 +456,7 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
                                  if k not in ("temperature", "uncertain_below", "uncertain_val")})
     m = spec.metrics or {}
     bundle = {
-        "format": BUNDLE_FORMAT,
-        "format_version": BUNDLE_VERSION,
-        "name": name,
-        "model_file": f"{name}.tflite",
-        "labels_file": f"{name}.labels.txt",
-        "sha256": hashlib.sha256(new).hexdigest(),
-        "size_bytes": len(new),
-        "source": {"file": tflite.name, "sha256": hashlib.sha256(src).hexdigest()},
-        "input": {
-            "name": ins["name"],
-            "shape": [int(v) for v in ins["shape"]],
-            "dtype": np.dtype(ins["dtype"]).name,
-            "layout": "NHWC",
-            "color_order": "RGB" if spec.channels == 3 else "GRAY",
-            "value_range": [0, 255],
-            "normalization": (
-                f"none outside the model: the graph computes {spec.norm_scale:.8g} * x + "
-                f"{spec.norm_offset:.8g} on the raw pixels"
-            ),
-            "quantization": _quant(ins),
-            "encode": (
-                "q = round(pixel / scale) + zero_point, clamped to the dtype's range"
-                if ins["quantization"][0]
-                else "pixel values as float32, 0-255"
-            ),
-            "resize": {"size": [spec.input_height, spec.input_width], "filter": spec.resample, "crop": spec.crop},
-        },
+        **_bundle_head(name, new, src, tflite, ins, spec),
         "output": {
             "name": outs["name"],
             "shape": [int(v) for v in outs["shape"]],
