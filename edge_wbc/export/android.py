@@ -49,6 +49,30 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "model"
 
 
+def _image_input_metadata(spec: ModelSpec):
+    """The input tensor's metadata of every bundle: an RGB (or gray) image of raw 0-255 pixels, identity
+    normalization (the graph normalizes itself)."""
+    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
+    graph_norm = f"x * {spec.norm_scale:.8g} + {spec.norm_offset:.8g}"
+    return tm.TensorMetadata(
+        name="image",
+        description=(f"{spec.input_width}x{spec.input_height} {color} image, raw pixel values 0-255 (NHWC, no "
+                     f"normalization: the graph computes {graph_norm} itself)."),
+        content="image", color_space=color, image_size=(spec.input_width, spec.input_height),
+        norm_mean=(0.0,), norm_std=(1.0,), stats_min=(0.0,), stats_max=(255.0,))
+
+
+def _write_bundle(out: Path, name: str, new: bytes, labels_text: str, bundle: dict) -> dict:
+    """<name>.tflite, <name>.labels.txt and <name>.json into ``out``, each atomically; returns ``bundle``."""
+    from ..fileio import atomic_write_bytes, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{name}.tflite", new)
+    atomic_write_text(out / f"{name}.labels.txt", labels_text)
+    atomic_write_text(out / f"{name}.json", json.dumps(bundle, indent=2) + "\n")
+    return bundle
+
+
 def _bundle_head(name: str, new: bytes, src: bytes, tflite: Path, ins: dict, spec: ModelSpec,
                  task: str | None = None) -> dict:
     """What every bundle JSON starts with: format, names, hashes, source and the input contract."""
@@ -175,14 +199,7 @@ def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool,
     labels_file = tm.AssociatedFile(
         LABELS_IN_MODEL, "TENSOR_AXIS_LABELS", "Class labels, one per line, in output order."
     )
-    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
-    graph_norm = f"x * {spec.norm_scale:.8g} + {spec.norm_offset:.8g}"
-    inp = tm.TensorMetadata(
-        name="image",
-        description=(f"{spec.input_width}x{spec.input_height} {color} image, raw pixel values 0-255 (NHWC, no "
-                     f"normalization: the graph computes {graph_norm} itself)."),
-        content="image", color_space=color, image_size=(spec.input_width, spec.input_height),
-        norm_mean=(0.0,), norm_std=(1.0,), stats_min=(0.0,), stats_max=(255.0,))
+    inp = _image_input_metadata(spec)
     if binary_sigmoid:
         # One sigmoid output: the probability of labels[1]. A label file on a 1-element axis would
         # mislead readers, so it is attached to the model instead.
@@ -307,14 +324,7 @@ def build_segmenter_metadata(spec: ModelSpec, name: str) -> tm.ModelMetadata:
     """
     from .. import __version__
 
-    color = "RGB" if spec.channels == 3 else "GRAYSCALE"
-    graph_norm = f"x * {spec.norm_scale:.8g} + {spec.norm_offset:.8g}"
-    inp = tm.TensorMetadata(
-        name="image",
-        description=(f"{spec.input_width}x{spec.input_height} {color} image, raw pixel values 0-255 (NHWC, no "
-                     f"normalization: the graph computes {graph_norm} itself)."),
-        content="image", color_space=color, image_size=(spec.input_width, spec.input_height),
-        norm_mean=(0.0,), norm_std=(1.0,), stats_min=(0.0,), stats_max=(255.0,))
+    inp = _image_input_metadata(spec)
     out = tm.TensorMetadata(
         name=SEGMENTER_MASKS_NAME,
         description=(f"{spec.num_classes} probability map(s) at the input's size, one channel per label "
@@ -346,7 +356,6 @@ def export_segmenter(tflite: Path, spec: ModelSpec, name: str, out: Path) -> dic
     Segmenters are not evaluated here: the quality figures are the ModelSpec's metrics, as measured
     when the model was made.
     """
-    from ..fileio import atomic_write_bytes, atomic_write_text
     from ..runtime import TFLiteSegmenter
 
     seg = TFLiteSegmenter(tflite, spec=spec)  # checks the output shape and channel count against the spec
@@ -405,18 +414,13 @@ def export_segmenter(tflite: Path, spec: ModelSpec, name: str, out: Path) -> dic
         },
         "model_spec": spec.to_dict(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / f"{name}.tflite", new)
-    atomic_write_text(out / f"{name}.labels.txt", labels_text)
-    atomic_write_text(out / f"{name}.json", json.dumps(bundle, indent=2) + "\n")
-    return bundle
+    return _write_bundle(out, name, new, labels_text, bundle)
 
 
 # ---- export ------------------------------------------------------------------------------------
 def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_data: bool = True,
                data: str | Path | None = None, threshold: float | None = None,
                target_accuracy: float = DEFAULT_TARGET_ACCURACY, log: Callable[[str], None] = lambda s: None) -> dict:
-    from ..fileio import atomic_write_bytes, atomic_write_text
     from ..runtime import TFLiteClassifier
 
     if spec.task == "segmentation":
@@ -516,11 +520,7 @@ def export_one(tflite: Path, spec: ModelSpec, name: str, out: Path, *, evaluate_
         },
         "model_spec": spec.to_dict(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / f"{name}.tflite", new)
-    atomic_write_text(out / f"{name}.labels.txt", labels_text)
-    atomic_write_text(out / f"{name}.json", json.dumps(bundle, indent=2) + "\n")
-    return bundle
+    return _write_bundle(out, name, new, labels_text, bundle)
 
 
 def export_android(
