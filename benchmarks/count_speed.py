@@ -49,7 +49,7 @@ def main():
         rows = []
         for p in paths[: a.n]:
             t: dict = {}
-            sc.count_image(p, t)
+            sc.count_image(p, timings=t)
             rows.append({k: 1e3 * t.get(k, 0.0) for k in STAGES} | {"total": 1e3 * sum(t.values())})
         res["sources"][name] = {"fields": len(rows), **{
             k: {"p50": round(float(np.percentile([r[k] for r in rows], 50)), 1),
