@@ -70,10 +70,10 @@ def test_page_figures_equal_the_json(counted):
     assert {k: g.vals[f"data-percent:{k}"] for k in tot} == {k: f"{v:.1f}" for k, v in rep["percent"].items()}
     assert g.cells == [len(r["cells"]) for r in rep["images"]]
     assert g.vals["data-k:version"] == __version__
-    from edge_wbc.assets import assets_dir
+    from edge_wbc.assets import DEFAULT_DETECTOR, assets_dir
 
     assert g.vals["data-sha256:classifier"] == f"sha256 {sha256_file(assets_dir() / 'wbc_field_int8.tflite')}"
-    assert g.vals["data-sha256:detector"] == f"sha256 {sha256_file(assets_dir() / 'smear_unet_int8.tflite')}"
+    assert g.vals["data-sha256:detector"] == f"sha256 {sha256_file(assets_dir() / DEFAULT_DETECTOR)}"
     assert g.vals["data-um:0"] == str(rep["images"][0]["um_per_px"])  # each field's red-cell estimate (issue 16)
     assert "embedded sample: BCCD test smears" in page and "Shenggan" in page  # the input and its credit
     assert "<svg" in page and page.count("<rect") == len(tot)  # one bar per class + uncertain
