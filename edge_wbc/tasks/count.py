@@ -65,6 +65,17 @@ def square_crop(img: Image.Image, box: list[int]) -> Image.Image:
     return img.crop((left, top, left + side, top + side))  # outside the image: black padding
 
 
+def detect_size(img: Image.Image, s: float) -> tuple[int, int]:
+    """(W, H) of ``img`` resampled by ``s`` to a detector's scale; an ImageError over :data:`MAX_DETECT_PIXELS`."""
+    W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
+    if W * H > MAX_DETECT_PIXELS:
+        raise ImageError(
+            f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
+            f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
+        )
+    return W, H
+
+
 class SmearCounter:
     """Find, classify and count the WBCs of a field.
 
@@ -149,22 +160,12 @@ class SmearCounter:
     def canonical(self, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
         """The field detector on ``img`` resampled by ``s`` to its scale, in overlapping windows; each WBC
         component's box grown back by 1 / its targets' shrink, in ``img`` pixels."""
-        W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
-        if W * H > MAX_DETECT_PIXELS:
-            raise ImageError(
-                f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
-                f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
-            )
+        detect_size(img, s)  # refuses a field too large at the detector's scale
         return detect_wbcs(self.det, img, s)
 
     def windowed(self, model: TFLiteSegmenter, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
         """``model`` in windows of its input size over ``img`` resampled by ``s``; boxes in ``img`` pixels."""
-        W, H = max(1, int(round(img.width * s))), max(1, int(round(img.height * s)))
-        if W * H > MAX_DETECT_PIXELS:
-            raise ImageError(
-                f"{img.width}x{img.height} px is {W}x{H} px at the detector's scale, over the limit of "
-                f"{MAX_DETECT_PIXELS:,} px (edge_wbc.tasks.count.MAX_DETECT_PIXELS): split the field into tiles first"
-            )
+        W, H = detect_size(img, s)
         small = img if (W, H) == img.size else img.resize((W, H), Image.Resampling.BILINEAR, reducing_gap=2.0)
         prob = model.predict_tiled(small)[..., model.spec.labels.index("wbc")]
         min_area = SPECK_FRAC * model.spec.input_height * model.spec.input_width

@@ -29,6 +29,19 @@ from .artifacts import save_artifacts, save_keras
 from .registry import build_model
 
 
+def check_size(v: int, what: str) -> None:
+    if v % 16:
+        raise DataError(f"detector {what} {v} px must be divisible by 16 (the U-Net's depth 4)")
+
+
+def behind_window(model, spec: ModelSpec, window: int):
+    """The same weights behind a ``window`` px input (the U-Net is fully convolutional): (model, spec)."""
+    wspec = spec.replace(input_height=window, input_width=window)
+    new = build_model(spec.source_model, wspec, **dict(spec.model_kwargs or {}))
+    new.set_weights(model.get_weights())
+    return new, wspec
+
+
 @dataclass
 class DetectorHParams:
     dataset: str = "fields"
@@ -64,9 +77,8 @@ class DetectorHParams:
                             f"{', '.join(self.sources)}")
         if len(self.train_sources) == 0:
             raise DataError(f"{self.dataset!r} without {self.holdout!r} leaves no source to train on")
-        for v, what in ((self.crop, "crop"), (self.window, "window")):
-            if v % 16:
-                raise DataError(f"detector {what} {v} px must be divisible by 16 (the U-Net's depth 4)")
+        check_size(self.crop, "crop")
+        check_size(self.window, "window")
 
 
 def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, log=print) -> dict:
@@ -118,10 +130,7 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
                                                       restore_best_weights=True)])
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     best = load_best(keras, ckpt)
-    # the same weights behind a window-sized input: what the converters and the runtime get
-    wspec = spec.replace(input_height=hp.window, input_width=hp.window)
-    final = build_model(hp.model, wspec, **hp.model_kwargs)
-    final.set_weights(best.get_weights())
+    final, wspec = behind_window(best, spec, hp.window)  # what the converters and the runtime get
     train_s = round(time.time() - t0, 1)
     metrics = {
         "model": hp.model, "dataset": hp.dataset, "train_sources": list(hp.train_sources), "holdout": hp.holdout,
@@ -133,8 +142,7 @@ def train_detector(hp: DetectorHParams, out_dir, data=None, verbose: int = 2, lo
                                   "detector": "fields", "decode": dict(DETECTOR_DECODE),
                                   "train_sources": list(hp.train_sources),
                                   "best_val_loss": metrics["best_val_loss"]})
-    save_artifacts(out, final, spec, metrics, history)
-    save_keras(final, ckpt)
+    save_artifacts(out, final, spec, metrics, history)  # model.keras: over the crop-sized checkpoint
     log(f"done: best val loss {metrics['best_val_loss']:.4f} at epoch {metrics['best_epoch']} ({train_s:.0f} s)")
     return metrics
 
@@ -147,17 +155,11 @@ def rewindow(model_dir, window: int, out_dir=None) -> ModelSpec:
 
     import keras
 
-    from ..keras_objects import custom_objects
-    from .artifacts import save_keras
+    from .train import load_best
 
-    if window % 16:
-        raise DataError(f"detector window {window} px must be divisible by 16 (the U-Net's depth 4)")
+    check_size(window, "window")
     src, out = Path(model_dir), Path(out_dir or model_dir)
-    spec = ModelSpec.load(src)
-    model = keras.saving.load_model(src / "model.keras", safe_mode=True, compile=False, custom_objects=custom_objects())
-    new_spec = spec.replace(input_height=window, input_width=window)
-    new = build_model(spec.source_model, new_spec, **dict(spec.model_kwargs or {}))
-    new.set_weights(model.get_weights())
+    new, new_spec = behind_window(load_best(keras, src / "model.keras"), ModelSpec.load(src), window)
     out.mkdir(parents=True, exist_ok=True)
     save_keras(new, out / "model.keras")
     new_spec.save(out / "model.json")
