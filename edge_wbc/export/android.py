@@ -49,6 +49,15 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "model"
 
 
+def _model_card(spec: ModelSpec) -> dict:
+    """Version, author and licence (the model's and its training data's) of every bundle's metadata."""
+    from .. import __version__
+
+    return {"version": f"edge-wbc {__version__}", "author": "edge-wbc",
+            "license": f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
+                       f"{dataset_license(spec.dataset)}."}
+
+
 def _image_input_metadata(spec: ModelSpec):
     """The input tensor's metadata of every bundle: an RGB (or gray) image of raw 0-255 pixels, identity
     normalization (the graph normalizes itself)."""
@@ -194,7 +203,6 @@ def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool,
     NormalizationOptions is mean 0, std 1 (identity): an app or the Task Library must feed the
     pixel values as they are. Stats give the value range (0..255 in, 0..1 out).
     """
-    from .. import __version__
 
     labels_file = tm.AssociatedFile(
         LABELS_IN_MODEL, "TENSOR_AXIS_LABELS", "Class labels, one per line, in output order."
@@ -222,10 +230,7 @@ def build_model_metadata(spec: ModelSpec, name: str, binary_sigmoid: bool,
             f"White-blood-cell classifier ({spec.source_model or 'model'}, {spec.quantization}) trained on "
             f"{spec.dataset or 'unknown data'}: {', '.join(spec.labels)}."
         ),
-        version=f"edge-wbc {__version__}",
-        author="edge-wbc",
-        license=f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
-        f"{dataset_license(spec.dataset)}.",
+        **_model_card(spec),
         inputs=(inp,),
         outputs=(out,) if features is None else (out, tm.TensorMetadata(
             name="features",
@@ -322,7 +327,6 @@ def build_segmenter_metadata(spec: ModelSpec, name: str) -> tm.ModelMetadata:
     TENSOR_AXIS_LABELS file, which is where ImageSegmenterGraph reads the labels from. The subgraph's
     ``SEGMENTER_METADATA`` custom metadata says activation NONE: the output is already probabilities.
     """
-    from .. import __version__
 
     inp = _image_input_metadata(spec)
     out = tm.TensorMetadata(
@@ -336,10 +340,7 @@ def build_segmenter_metadata(spec: ModelSpec, name: str) -> tm.ModelMetadata:
         name=name,
         description=(f"White-blood-cell segmenter ({spec.source_model or 'model'}, {spec.quantization}) trained on "
                      f"{spec.dataset or 'unknown data'}: {', '.join(spec.labels)}."),
-        version=f"edge-wbc {__version__}",
-        author="edge-wbc",
-        license=f"Model: {PROJECT_LICENSE}. Training data ({spec.dataset or 'unknown'}): "
-        f"{dataset_license(spec.dataset)}.",
+        **_model_card(spec),
         inputs=(inp,), outputs=(out,), subgraph_name=name,
         min_parser_version=tm.CUSTOM_METADATA_PARSER_VERSION,
         custom_metadata=(tm.CustomMetadata(tm.SEGMENTER_METADATA_NAME,
