@@ -27,7 +27,6 @@ import numpy as np
 from edge_wbc.assets import DEFAULT_DETECTOR, detector_for_mode
 from edge_wbc.data import data_root
 from edge_wbc.data.fields import field_list
-from edge_wbc.data.segdata import bccd_split_names, voc_boxes
 from edge_wbc.tasks.count import UNCERTAIN, SmearCounter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,14 +61,7 @@ def bccd_smears(root: Path, split: str):
             cat = (row.get("Category") or "").strip()
             if cat and "," not in cat:
                 labels[f"BloodImage_{int(row['Image']):05d}"] = cat.lower()
-    return [
-        (
-            root / "BCCD" / "JPEGImages" / f"{n}.jpg",
-            voc_boxes(root / "BCCD" / "Annotations" / f"{n}.xml"),
-            labels.get(n),
-        )
-        for n in bccd_split_names(root)[split]
-    ]
+    return [(f.path, list(f.boxes), labels.get(f.path.stem)) for f in field_list(root.parent, ("bccd",), split)]
 
 
 def sigtuple_smears(root: Path):

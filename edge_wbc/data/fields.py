@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from .catalog import CATALOG, FIELDS_PREFIX, dataset_credit, dataset_license
+from .catalog import CATALOG, FIELDS_PREFIX, dataset_license
 
 Box = tuple[int, int, int, int]
 
@@ -68,23 +68,13 @@ def fields_license(name: str) -> str:
     return dataset_license(FIELDS_PREFIX + ",".join(parse_fields_dataset(name)))
 
 
-def fields_credit(name: str) -> str:
-    return dataset_credit(FIELDS_PREFIX + ",".join(parse_fields_dataset(name)))
-
-
-def _voc_boxes(xml_path: Path) -> tuple[Box, ...]:
-    from .segdata import voc_boxes
-
-    return tuple(voc_boxes(xml_path))
-
-
 def _bccd(root: Path) -> list[Field]:
-    from .segdata import bccd_split_names
+    from .segdata import bccd_split_names, voc_boxes
 
     d = root / "bccd"
     if not (d / "BCCD").is_dir():
         raise DataError(f"{d}: BCCD not found under the data root")
-    return [Field(d / "BCCD" / "JPEGImages" / f"{n}.jpg", _voc_boxes(d / "BCCD" / "Annotations" / f"{n}.xml"),
+    return [Field(d / "BCCD" / "JPEGImages" / f"{n}.jpg", tuple(voc_boxes(d / "BCCD" / "Annotations" / f"{n}.xml")),
                   "bccd", s) for s, names in bccd_split_names(d).items() for n in names]
 
 
