@@ -27,6 +27,7 @@ import numpy as np
 from edge_wbc.assets import DEFAULT_DETECTOR, detector_for_mode
 from edge_wbc.data import data_root
 from edge_wbc.data.fields import field_list
+from edge_wbc.runtime.nuclei import NucleusRule
 from edge_wbc.tasks.count import UNCERTAIN, SmearCounter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +86,8 @@ def single_cells(root: Path, name: str, n: int):
 
 
 def evaluate(dataset: str, detector: str | None = None, classifier: str | None = None, tile: bool | None = None,
-             um_per_px: float | None = None, split: str = "test", n: int = 200, data=None) -> dict:
+             um_per_px: float | None = None, split: str = "test", n: int = 200, data=None, nuclei: bool = True,
+             nuclei_rule: dict | None = None) -> dict:
     """Score `edge-wbc count` (the SmearCounter it runs) on one source; the result dict this script prints."""
     detector = detector or str(REPO / "android_assets" / detector_for_mode(tile))
     classifier = classifier or str(REPO / "android_assets" / "bccd4_int8.tflite")
@@ -95,7 +97,10 @@ def evaluate(dataset: str, detector: str | None = None, classifier: str | None =
               "wbc_seg": lambda: single_cells(root, "wbc_seg", n),
               "pbc": lambda: single_cells(root, "pbc", n)}[dataset]()
     sc = SmearCounter(detector, classifier, threads=1, tile=tile, um_per_px=um_per_px,
-                      cell_model=REPO / "android_assets" / "wbc_unet_int8.tflite" if tile is None else None)
+                      cell_model=REPO / "android_assets" / "wbc_unet_int8.tflite" if tile is None else None,
+                      nuclei=nuclei)
+    if nuclei_rule is not None:  # a LOSO fold's own rule (benchmarks/nuclei_detect.py), not the shipped one
+        sc.nuclei_rule = NucleusRule.from_dict(nuclei_rule)
     single = dataset in ("wbc_seg", "pbc")
     n_one, sources, flags = 0, {}, {}
     tp = n_gt = n_pred = 0
@@ -124,7 +129,8 @@ def evaluate(dataset: str, detector: str | None = None, classifier: str | None =
                                          "sigtuple": "Test_data (masked)"}.get(dataset, f"{len(smears)} drawn"),
            "mode": {None: "canonical scale (default)", True: "--tile", False: "--no-tile"}[tile],
            "um_per_px_given": um_per_px, "scale_sources": sources, "flags": flags,
-           "detector": Path(detector).name, "classifier": Path(classifier).name}
+           "detector": Path(detector).name, "classifier": Path(classifier).name,
+           "nuclei": sc.nuclei_rule.to_dict() if sc.det is None or sc.add_nuclei else None}
     if single:
         res.update({"images": len(smears), "exactly_one_wbc_share": n_one / len(smears),
                     "ms_per_image_p50": float(np.percentile(times, 50))})
@@ -153,11 +159,14 @@ def main():
         help="expert modes: --tile (cell unet in native windows) / --no-tile (whole field resized); "
         "default: the canonical-scale pipeline of `edge-wbc count`",
     )
+    ap.add_argument("--nuclei", action=argparse.BooleanOptionalAction, default=True,
+                    help="with the field detector, add the stained nuclei it missed (count's default); "
+                    "--no-nuclei: the model alone. --detector nuclei: the nucleus rule alone")
     ap.add_argument("--split", default="test", help="bccd / smartphone_pig split")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    res = evaluate(a.dataset, a.detector, a.classifier, a.tile, a.um_per_px, a.split, a.n, a.data)
+    res = evaluate(a.dataset, a.detector, a.classifier, a.tile, a.um_per_px, a.split, a.n, a.data, a.nuclei)
     print(json.dumps(res, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

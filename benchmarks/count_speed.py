@@ -28,7 +28,10 @@ STAGES = ("decode", "scale", "detect", "classify")
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=30)
-    ap.add_argument("--detector", default=None, help=f"default: the shipped {DEFAULT_DETECTOR}, as count uses")
+    ap.add_argument("--detector", default=None,
+                    help=f"default: the shipped {DEFAULT_DETECTOR}, as count uses; 'nuclei': the nucleus rule alone")
+    ap.add_argument("--nuclei", action=argparse.BooleanOptionalAction, default=True,
+                    help="with the field detector, add the stained nuclei it missed (count's default)")
     ap.add_argument("--classifier", default=None, help=f"default: the shipped {DEFAULT_CLASSIFIER}, as count uses")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
@@ -36,7 +39,7 @@ def main():
     root = data_root(a.data)
     A = REPO / "android_assets"
     sc = SmearCounter(a.detector or A / DEFAULT_DETECTOR, a.classifier or A / DEFAULT_CLASSIFIER, threads=1,
-                      cell_model=A / "wbc_unet_int8.tflite")
+                      cell_model=A / "wbc_unet_int8.tflite", nuclei=a.nuclei)
     srcs = {
         "bccd": [root / "bccd/BCCD/JPEGImages" / f"{n}.jpg" for n in bccd_split_names(root / "bccd")["test"]],
         "sigtuple": [i for i, _ in sigtuple_test_fields(root)],

@@ -30,21 +30,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fold", action="append", required=True, help="HELDOUT=MODEL_DIR (its int8.tflite)")
     ap.add_argument("--classifier", default=None, help="crop classifier (default: count_eval's bccd4_int8)")
+    ap.add_argument("--nuclei-rules", default=None,
+                    help="benchmarks/nuclei_detect.py's JSON: each fold adds the stained nuclei its model missed, "
+                    "with the nucleus rule chosen on its training sources' val fields (count's default pipeline)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    out = {"folds": {}}
+    rules = json.loads(Path(a.nuclei_rules).read_text())["folds"] if a.nuclei_rules else None
+    out = {"folds": {}, "nuclei": "fold rules from " + a.nuclei_rules if rules else "off (the model alone)"}
     for spec in a.fold:
         held, d = spec.split("=", 1)
         det = Path(d) / "int8.tflite" if Path(d).is_dir() else Path(d)
+        rule = rules[f"held_out_{held}"]["rule"] if rules else None
         rows = {}
         for s in SOURCES:
-            r = evaluate(s, str(det), a.classifier, data=a.data)
+            r = evaluate(s, str(det), a.classifier, data=a.data, nuclei=rule is not None, nuclei_rule=rule)
             rows[s] = {k: r[k] for k in KEEP}
             print(f"held out {held:15s} test {s:15s} recall {r['recall']:.3f} precision {r['precision'] or 0:.3f} "
                   f"MAE {r['count_mae']:.2f} exact {r['exact_count_share']:.2f} p50 {r['ms_per_smear_p50']:.1f} ms",
                   flush=True)
-        out["folds"][held] = {"detector": str(det), "test": rows}
+        out["folds"][held] = {"detector": str(det), "nuclei_rule": rule, "test": rows}
     print("\n| held out | " + " | ".join(f"{s} R / P" for s in SOURCES) + " |")
     print("|---|" + "---|" * len(SOURCES))
     for held, f in out["folds"].items():

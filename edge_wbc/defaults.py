@@ -76,6 +76,10 @@ DETECTOR_OVERLAP = 48
 #: (``benchmarks/detect_decode.py``, best mean F1 at IoU >= 0.5); platelet clumps are the small, less sure ones.
 DETECTOR_DECODE = {"threshold": 0.3, "min_area_px": 50, "min_mean_prob": 0.9}
 
+#: Width, µm, assumed for a field whose red cells are too few for a scale estimate, when the detector has
+#: no input field of its own (the rule-based nucleus detector): the field detector's 288 px window at 0.5 µm/px.
+FIELD_FALLBACK_UM = 144.0
+
 #: Typical WBC diameter, µm: the scale of a single-cell crop is read off its WBC's size.
 WBC_UM = 12.0
 

@@ -32,7 +32,13 @@ def count(
     detector: Optional[str] = typer.Option(
         None,
         help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector; with "
-        "--tile wbc_unet_int8; --no-tile takes smear_unet_int8).",
+        "--tile wbc_unet_int8; --no-tile takes smear_unet_int8), or 'nuclei': the rule-based stained-nucleus "
+        "detector alone (no model).",
+    ),
+    nuclei: bool = typer.Option(
+        True, "--nuclei/--no-nuclei",
+        help="With the field detector: also count the stained nuclei it missed (default); --no-nuclei: the model "
+        "alone.",
     ),
     uncertain_below: Optional[float] = typer.Option(
         None, min=0.0, max=1.0, help="Override the classifier's calibrated uncertain threshold."
@@ -55,6 +61,7 @@ def count(
 ):
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
     from ..assets import DEFAULT_CLASSIFIER
+    from ..runtime.nuclei import NUCLEI_DETECTOR
     from ..tasks.count import SmearCounter, count_paths
     from ..tasks.scale import check_um_per_px
 
@@ -69,14 +76,17 @@ def count(
     check_threads(threads)
     if smears:
         check_inputs(smears)
+    if detector == NUCLEI_DETECTOR and tile is not None:
+        fail(f"--detector {NUCLEI_DETECTOR} works at the models' training scale only: leave out --tile / --no-tile")
     sc = SmearCounter(
-        model_or_default(detector, detector_for_mode(tile)),
+        NUCLEI_DETECTOR if detector == NUCLEI_DETECTOR else model_or_default(detector, detector_for_mode(tile)),
         model_or_default(model, DEFAULT_CLASSIFIER),
         threads=threads,
         uncertain_below=uncertain_below,
         tile=tile,
         window=window,
         um_per_px=um_per_px,
+        nuclei=nuclei,
         cell_model=model_or_default(None, "wbc_unet_int8.tflite") if tile is None else None,
     )
     source = None

@@ -27,6 +27,8 @@ from PIL import Image, ImageDraw
 
 from ..defaults import (
     CELL_SEGMENTER_UM_PER_PX,
+    DETECTOR_UM_PER_PX,
+    FIELD_FALLBACK_UM,
     MASK_THRESHOLD,
     MIN_ANSWERED,
     SMEAR_DETECTOR_UM_PER_PX,
@@ -37,8 +39,9 @@ from ..errors import ImageError, ModelError
 from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
+from ..runtime.nuclei import NUCLEI_DETECTOR, NucleusRule, covered, detect_nuclei
 from ..runtime.rule import UNCERTAIN
-from .fieldsets import detect_wbcs, is_field_detector
+from .fieldsets import detect_wbcs, is_field_detector, resample
 from .scale import check_um_per_px, field_scale
 from .segment import boxes_from_map, component_boxes
 
@@ -104,17 +107,30 @@ class SmearCounter:
         um_per_px: float | None = None,
         cell_model: str | Path | None = None,
         detector_um_per_px: float | None = None,
+        nuclei: bool = True,
     ):
         if window is not None and not tile:
             raise ValueError(f"window {window} px applies to tiled detection only")
         self.um_per_px = check_um_per_px(um_per_px) if um_per_px is not None else None
-        self.det = TFLiteSegmenter(detector, num_threads=threads)
-        if "wbc" not in self.det.spec.labels:
-            raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
         self.tile, self.window = tile, window
-        self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
-        #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
-        self.field_detector = is_field_detector(self.det)
+        #: the rule-based nucleus detector (:mod:`edge_wbc.runtime.nuclei`: no model, the canonical scale)
+        self.nuclei = str(detector) == NUCLEI_DETECTOR
+        if self.nuclei:
+            if tile is not None:
+                raise ValueError(f"detector {NUCLEI_DETECTOR!r} works at the canonical scale only: leave out "
+                                 "--tile / --no-tile (they choose their own U-Nets)")
+            self.det = None
+            self.det_um, self.field_detector = detector_um_per_px or DETECTOR_UM_PER_PX, False
+        else:
+            self.det = TFLiteSegmenter(detector, num_threads=threads)
+            if "wbc" not in self.det.spec.labels:
+                raise ModelError(f"{self.det.path}: detector labels {list(self.det.spec.labels)} have no 'wbc' map")
+            self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
+            #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
+            self.field_detector = is_field_detector(self.det)
+        #: with the field detector: also the stained nuclei it missed (``nuclei=False``: the model alone)
+        self.add_nuclei = bool(nuclei) and self.field_detector and tile is None
+        self.nuclei_rule = NucleusRule()
         self.cell = TFLiteSegmenter(cell_model, num_threads=threads) if cell_model is not None else None
         if self.cell is not None and "wbc" not in self.cell.spec.labels:
             raise ModelError(f"{self.cell.path}: cell model labels {list(self.cell.spec.labels)} have no 'wbc' map")
@@ -142,6 +158,8 @@ class SmearCounter:
 
     def detect(self, img: Image.Image, um_per_px: float | None = None) -> list[tuple[list[int], float]]:
         """(box, mean detection probability) of each WBC; ``um_per_px`` for the canonical (auto) mode."""
+        if self.nuclei:
+            return self.nucleus_wbcs(img, (um_per_px or self.fallback_um(img)) / self.det_um)
         c = self.det.spec.labels.index("wbc")
         if self.tile:
             prob = self.det.predict_tiled(img, self.window)[..., c]
@@ -161,7 +179,26 @@ class SmearCounter:
         """The field detector on ``img`` resampled by ``s`` to its scale, in overlapping windows; each WBC
         component's box grown back by 1 / its targets' shrink, in ``img`` pixels."""
         detect_size(img, s)  # refuses a field too large at the detector's scale
-        return detect_wbcs(self.det, img, s)
+        found = detect_wbcs(self.det, img, s)
+        if self.add_nuclei:
+            boxes = [b for b, _ in found]
+            found += [(b, p) for b, p in self.nucleus_wbcs(img, s) if not covered(b, boxes)]
+        return found
+
+    def nucleus_wbcs(self, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
+        """The nucleus detector on ``img`` resampled by ``s`` to the canonical scale; boxes in ``img``
+        pixels, each with the share of its nucleus component that is stained core."""
+        detect_size(img, s)
+        a = np.asarray(resample(img.convert("RGB") if img.mode != "RGB" else img, s))
+        found = detect_nuclei(a, self.nuclei_rule)
+        return [([max(0, int(round(x0 / s))), max(0, int(round(y0 / s))), min(img.width, int(round(x1 / s))),
+                  min(img.height, int(round(y1 / s)))], p) for (x0, y0, x1, y1), p in found]
+
+    def fallback_um(self, img: Image.Image) -> float:
+        """µm per pixel when a field has too few red cells: as if it were the detector's own input field."""
+        if self.det is None:
+            return FIELD_FALLBACK_UM / img.width
+        return self.det_um * self.det.spec.input_width / img.width
 
     def windowed(self, model: TFLiteSegmenter, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
         """``model`` in windows of its input size over ``img`` resampled by ``s``; boxes in ``img`` pixels."""
@@ -202,7 +239,7 @@ class SmearCounter:
 
         img = load_image(path) if img is None else img
         lap("decode")
-        fs = field_scale(img, self.det_um * self.det.spec.input_width / img.width, self.um_per_px)
+        fs = field_scale(img, self.fallback_um(img), self.um_per_px)
         lap("scale")
         if self.tile is not None:  # expert modes: the detector as asked, the scale only reported
             found = self.detect(img)
@@ -237,13 +274,18 @@ class SmearCounter:
             img.save(fh, format="JPEG", quality=90)
 
     def models(self) -> dict[str, str]:
-        return {"detector": str(self.det.path), "classifier": str(self.clf.path)}
+        det = f"{NUCLEI_DETECTOR} (rule-based, no model)" if self.det is None else str(self.det.path)
+        return {"detector": det, "classifier": str(self.clf.path)}
 
     def settings(self) -> dict:
         how = f"tiled windows ({self.window or 'model input'} px)" if self.tile else "whole smear resized"
         if self.tile is None:
             how = "at the models' training scales (red-cell estimate" + (
                 f", given {self.um_per_px} µm/px)" if self.um_per_px else ")")
+            if self.det is None:
+                how += "; stained nuclei (rule-based, no model)"
+            elif self.add_nuclei:
+                how += "; the field detector, plus the stained nuclei it missed"
         return {"detection": how,
                 "uncertain below": self.uncertain_below, "temperature": self.temperature,
                 "interpreter": f"{self.clf.backend} {self.clf.backend_version}"}

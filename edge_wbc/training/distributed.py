@@ -321,6 +321,56 @@ def sync_batchnorm(model, replicas: int) -> int:
     return n
 
 
+def global_batch_dropout(model, replicas: int) -> int:
+    """Give every Dropout layer, under ``replicas`` > 1, its replica's rows of the mask that one replica
+    would draw for the whole global batch.
+
+    Keras 3.15 draws each replica's dropout mask from the layer's SeedGenerator, whose state is a
+    mirrored variable: every replica gets the same seed and so the same mask, and the halves of a global
+    batch of 64 share one 32-row mask (measured on two logical CPUs). That is correlated noise a
+    one-replica run does not have. Here each replica draws the mask of the global batch (its rows times
+    the replicas in sync) from the same seed and keeps its own rows: under MirroredStrategy, whose
+    replicas get consecutive rows of each global batch, the masks are exactly the one-replica run's. The
+    layer's config and weights are unchanged (the saved model is plain Keras; inference never drops).
+    Returns how many layers it set.
+    """
+    if replicas <= 1:
+        return 0
+    import keras
+    import tensorflow as tf
+
+    def make_call(layer):
+        def call(inputs, training=False):
+            if not training or layer.rate <= 0:
+                return inputs
+            if layer.rate >= 1:
+                return tf.zeros_like(inputs)
+            ctx = tf.distribute.get_replica_context()
+            n = ctx.num_replicas_in_sync if ctx is not None else 1
+            rid = ctx.replica_id_in_sync_group if ctx is not None else 0
+            seed = layer.seed_generator.next()
+            seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # as Keras' own dropout casts it
+            shape = tf.shape(inputs)
+            if layer.noise_shape is not None:
+                shape = tf.stack([shape[i] if v is None else v for i, v in enumerate(layer.noise_shape)])
+            rows = shape[0]
+            full = tf.concat([[rows * n], shape[1:]], 0)
+            keep = tf.nn.experimental.stateless_dropout(tf.ones(full, inputs.dtype), rate=layer.rate, seed=seed)
+            return inputs * keep[rid * rows:(rid + 1) * rows]
+
+        return call
+
+    n = 0
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.Dropout) and type(layer) is keras.layers.Dropout:
+            layer.call = make_call(layer)
+            n += 1
+        stack.extend(getattr(layer, "layers", []))
+    return n
+
+
 def patch_keras_multiworker(model, strategy) -> None:
     """Work around two Keras 3.15 bugs under ``MultiWorkerMirroredStrategy`` (no effect on other strategies).
 

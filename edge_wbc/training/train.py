@@ -351,7 +351,7 @@ def float32_copy(model, hp: HParams, spec: ModelSpec, keras):
 
 def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=print) -> dict:
     from .checkpoint import backup_callback, prepare_backup, remove_backup
-    from .distributed import make_context, patch_keras_multiworker, sync_batchnorm
+    from .distributed import global_batch_dropout, make_context, patch_keras_multiworker, sync_batchnorm
 
     ctx = make_context(hp, log)  # devices and strategy first: TensorFlow must not have run an op yet
     keras, tf, work = setup(hp, ctx.work_dir(Path(out_dir)), deterministic=True)
@@ -368,6 +368,7 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
     with ctx.strategy.scope():
         model = build_model(hp.model, spec, **hp.model_kwargs)
         n_sync_bn = sync_batchnorm(model, ctx.replicas)
+        n_dropout = global_batch_dropout(model, ctx.replicas)
         if hp.init:
             n, skipped = init_from(model, hp.init, keras)
             log(f"init: {n} layers from {hp.init}" + (f"; kept random: {', '.join(skipped)}" if skipped else ""))
@@ -436,6 +437,7 @@ def train(hp: HParams, out_dir: str | Path, data=None, verbose: int = 2, log=pri
         "rss_mb": [round(v, 1) for v in history["rss_mb"]],
         "input": "pack (tf.data stream)" if inputs.pack is not None else "arrays in memory",
         "sync_batchnorm_layers": n_sync_bn,
+        "global_batch_dropout_layers": n_dropout,
     }
     metrics = {
         "model": hp.model, "dataset": hp.dataset, "split": "test" if hp.folds is None else f"fold {hp.fold}/{hp.folds}",

@@ -66,6 +66,7 @@ def _counter(rows, uncertain_below=0.6, temperature=1.0):
     sc.det, sc.clf = StandInDetector(prob), StandInClassifier(rows)
     sc.tile, sc.window, sc.threshold = False, None, 0.5  # tile=False: the detector as it is, scale only reported
     sc.um_per_px, sc.det_um, sc.cell, sc.cell_um, sc.field_detector = None, 0.25, None, None, False
+    sc.nuclei, sc.add_nuclei = False, False  # the stand-in detector alone
     sc.temperature, sc.uncertain_below = temperature, uncertain_below
     sc.rule = UncertainRule(temperature, uncertain_below)
     sc.answerer = CellAnswerer(sc.clf, rule=sc.rule)

@@ -107,7 +107,7 @@ class _MapDetector:
 
 def test_canonical_detection_resamples_grows_and_maps_boxes_back():
     sc = SmearCounter.__new__(SmearCounter)
-    sc.threshold, sc.det_um = 0.5, 0.5
+    sc.threshold, sc.det_um, sc.add_nuclei = 0.5, 0.5, False
 
     def prob(a):  # a WBC map: the shrunk ellipse of a 24 px box at (20, 10) in the resampled field
         assert a.shape == (50, 80, 3)  # 320 x 200 at 0.125 um/px -> x0.25 -> 80 x 50
@@ -127,3 +127,22 @@ def test_canonical_detection_resamples_grows_and_maps_boxes_back():
     assert sc.canonical(img, 0.25) == []
     sc.det.spec.metrics["decode"] = {"min_mean_prob": 0.8, "min_area_px": 20}
     assert len(sc.canonical(img, 0.25)) == 2
+
+
+def test_canonical_detection_adds_the_stained_nuclei_the_model_missed():
+    from edge_wbc.runtime.nuclei import NucleusRule
+
+    sc = SmearCounter.__new__(SmearCounter)
+    sc.threshold, sc.det_um, sc.add_nuclei, sc.nuclei_rule = 0.5, 0.5, True, NucleusRule()
+    img = Image.new("RGB", (160, 100), (235, 225, 230))  # at the canonical scale already (s = 1)
+    d = ImageDraw.Draw(img)
+    d.ellipse([20, 20, 40, 40], fill=(110, 60, 160))  # a nucleus the model finds too
+    d.ellipse([110, 50, 130, 70], fill=(110, 60, 160))  # one it misses
+    sc.det = _MapDetector(lambda a: fsets.target_map((160, 100), [(16, 16, 44, 44)], 0.8).astype(np.float32))
+    found = sc.canonical(img, 1.0)
+    assert len(found) == 2
+    (model_box, p_model), (nucleus_box, core) = found
+    assert p_model == 1.0 and np.allclose(model_box, [16, 16, 44, 44], atol=3)
+    assert nucleus_box == [108, 48, 133, 73] and 0.5 < core <= 1.0  # the joined nucleus, square
+    sc.add_nuclei = False
+    assert len(sc.canonical(img, 1.0)) == 1

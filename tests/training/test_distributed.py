@@ -200,3 +200,52 @@ def test_sync_batchnorm_gives_two_replicas_the_statistics_of_the_global_batch():
     assert out["False"]["n"] == 0 and out["True"]["n"] == 1
     assert out["False"]["err"] > 0.5  # local statistics: a different computation
     assert out["True"]["err"] < 1e-4
+
+
+DROPOUT = r"""
+import json
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from edge_wbc.training.distributed import global_batch_dropout
+x = np.ones((8, 16), "float32")
+
+
+def build():
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.Input((16,)), keras.layers.Dropout(0.5)])
+    return keras.Sequential([keras.Input((16,)), inner])  # nested, as in a field model
+
+
+one = build()  # one replica: the reference, two steps
+ref = [one(x, training=True).numpy() for _ in range(2)]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+out = {}
+for fix in (False, True):
+    with strategy.scope():
+        model = build()
+        n = global_batch_dropout(model, 2 if fix else 1)
+    ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(x).batch(8).repeat(2))
+    steps = []
+    for b in ds:
+        y = strategy.run(lambda b: model(b, training=True), args=(b,))
+        steps.append(np.concatenate([t.numpy() for t in strategy.experimental_local_results(y)]))
+    out[str(fix)] = {"n": n, "halves_equal": bool((steps[0][:4] == steps[0][4:]).all()),
+                     "same_as_one_replica": [bool((s == r).all()) for s, r in zip(steps, ref)],
+                     "kept": float((steps[0] > 0).mean()), "eval_is_identity": bool((model(x).numpy() == x).all())}
+print(json.dumps(out))
+"""
+
+
+def test_two_replicas_draw_the_dropout_masks_of_one_replica():
+    """Keras gives both replicas one mask (its halves of the batch equal); global_batch_dropout gives each
+    replica its rows of the one-replica mask, step after step."""
+    r = subprocess.run([sys.executable, "-c", DROPOUT], env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["False"]["n"] == 0 and out["False"]["halves_equal"] is True  # the Keras 3.15 behaviour
+    assert out["True"]["n"] == 1 and out["True"]["halves_equal"] is False
+    assert out["True"]["same_as_one_replica"] == [True, True]
+    assert 0.3 < out["True"]["kept"] < 0.7 and out["True"]["eval_is_identity"] is True
