@@ -11,7 +11,9 @@ Flags: ``too_small`` (the cell has fewer pixels than the input needs: upsampling
 a flat image with no contrast), ``blur`` (focus below every training source), ``noise``
 (pixel-level energy above every training source), ``no_wbc`` (the WBC finder found nothing) and
 ``not_a_single_cell`` (the WBC is a small part of a large image: a smear field given to classify;
-CellaVision-style single-cell frames of 300-363 px are below the size rule).
+CellaVision-style single-cell frames of 300-363 px are below the size rule; in a large image the
+WBC finder's box is coarse, so its largest stained nucleus is measured too, see
+:func:`edge_wbc.tasks.cells.nucleus_share`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ class QualityLimits:
     max_noise: float = 2.0  # Laplacian variance / image variance (white noise: ~20; cells: < 0.3)
     max_field_wbc_side: float = 0.3  # a WBC box side below this share of the image's shorter side ...
     field_min_side: int = 400  # ... in an image at least this large: a smear field, not a single cell
+    #: ... or its largest stained nucleus (:mod:`edge_wbc.runtime.nuclei`, at the red-cell scale) spans less
+    #: than this share of the shorter side: 0.5 x the smallest share on the training crops where it could be
+    #: measured (0.297; 25 of 450 PBC, BCCD and wbc_seg train crops have a red-cell scale and a nucleus)
+    min_field_nucleus_share: float = 0.15
 
     @classmethod
     def from_dict(cls, d: dict | None) -> QualityLimits:
@@ -111,5 +117,6 @@ def fit_limits(per_source: dict[str, list[dict]], margin: float = 0.5) -> Qualit
         max_noise=float(max(hi["noise"] / margin, 0.5)),
         max_field_wbc_side=d.max_field_wbc_side,
         field_min_side=d.field_min_side,
+        min_field_nucleus_share=d.min_field_nucleus_share,
     )
 

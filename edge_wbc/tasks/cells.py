@@ -19,11 +19,15 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
+from ..defaults import DETECTOR_UM_PER_PX
 from ..errors import ImageError
 from ..preprocess import load_image
 from ..runtime import TFLiteClassifier
+from ..runtime.nuclei import detect_nuclei
 from ..runtime.quality import QualityLimits, find_flags, image_flags
 from ..runtime.rule import UNCERTAIN
+from .fieldsets import resample
+from .scale import estimate_scale
 
 
 @dataclass
@@ -51,6 +55,10 @@ class CellAnswerer:
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
         flags = find_flags(find, img.size, self.limits) + image_flags(x, side, spec.input_height, self.limits)
+        if find is not None and find.found and not flags and min(img.size) >= self.limits.field_min_side:
+            share = nucleus_share(img)
+            if share is not None and share < self.limits.min_field_nucleus_share:
+                flags.append("not_a_single_cell")
         score = None
         if self.clf.ood is not None and pred.features is not None:
             score = float(self.clf.ood.score(pred.features))
@@ -63,6 +71,21 @@ class CellAnswerer:
 
     def answer_path(self, path: str | Path) -> CellAnswer:
         return self.answer_image(load_image(path))
+
+
+def nucleus_share(img: Image.Image) -> float | None:
+    """The side of the image's largest stained nucleus over its shorter side, at the red-cell scale
+    (:mod:`edge_wbc.runtime.nuclei` on the image resampled to the field detector's scale), or None
+    without a red-cell estimate (most single-cell crops) or a nucleus. A smear field is many nuclei wide."""
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    est = estimate_scale(img)
+    if not est.ok:
+        return None
+    s = est.um_per_px / DETECTOR_UM_PER_PX
+    found = detect_nuclei(np.asarray(resample(img, s)))
+    if not found:
+        return None
+    return max(max(x1 - x0, y1 - y0) for (x0, y0, x1, y1), _ in found) / s / min(img.size)
 
 
 def iter_answers(ans: CellAnswerer, paths: Iterable[Path]) -> Iterator[tuple[Path, CellAnswer | None, str | None]]:

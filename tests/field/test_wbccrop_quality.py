@@ -101,3 +101,25 @@ def test_loso_summary_by_hand():
     assert s["coverage"] == 0.75  # 0.6 is below 0.7
     assert s["answered_wrong"] == 0.25  # row 1 answered and wrong
     assert s["answered_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_a_smartphone_field_is_not_a_single_cell_and_a_large_crop_is(data_root, pbc_files):
+    """In an image of at least field_min_side px, the largest stained nucleus is measured at the red-cell
+    scale: on a smartphone field it spans a few % of the shorter side (a field); a PBC crop upscaled to
+    432 px keeps its framing and is not measured (no red-cell scale) or spans more than the limit."""
+    from edge_wbc.assets import default_classifier
+    from edge_wbc.runtime import TFLiteClassifier
+    from edge_wbc.tasks.cells import CellAnswerer, nucleus_share
+
+    field = Image.open(sorted((data_root / "smartphone_pig" / "test" / "images").glob("389_*.jpg"))[0]).convert("RGB")
+    share = nucleus_share(field)
+    assert share is not None and 0.02 < share < DEFAULT_LIMITS.min_field_nucleus_share
+    answerer = CellAnswerer(TFLiteClassifier(default_classifier()))
+    a = answerer.answer_image(field)
+    assert a.prediction == "uncertain" and "not_a_single_cell" in a.flags
+    for p in pbc_files["neutrophil"][:3]:
+        crop = Image.open(p).convert("RGB").resize((432, 432), Image.Resampling.BICUBIC)
+        s = nucleus_share(crop)
+        assert s is None or s >= DEFAULT_LIMITS.min_field_nucleus_share
+        assert "not_a_single_cell" not in answerer.answer_image(crop).flags
+    assert nucleus_share(Image.new("RGB", (500, 500), (230, 220, 225))) is None  # no red cells: not measured
