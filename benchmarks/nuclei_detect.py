@@ -23,7 +23,6 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +113,7 @@ def main():
     out["default_rule"] = default.to_dict()
     out["default_is_shipped_choice"] = default == chosen["shipped"][0]
     if not out["default_is_shipped_choice"]:
-        print(f"note: NucleusRule() differs from the shipped choice: {replace(default)}")
+        print(f"note: NucleusRule() {default} differs from the shipped choice {chosen['shipped'][0]}")
     out["seconds"] = round(time.time() - t0, 1)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -33,10 +33,10 @@ def count(
         None,
         help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector; with "
         "--tile wbc_unet_int8; --no-tile takes smear_unet_int8), or 'nuclei': the rule-based stained-nucleus "
-        "detector alone (no model).",
+        "detector alone (no model; a single-cell crop still goes to the cell segmenter).",
     ),
-    nuclei: bool = typer.Option(
-        True, "--nuclei/--no-nuclei",
+    nuclei: Optional[bool] = typer.Option(
+        None, "--nuclei/--no-nuclei",
         help="With the field detector: also count the stained nuclei it missed (default); --no-nuclei: the model "
         "alone.",
     ),
@@ -61,6 +61,8 @@ def count(
 ):
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
     from ..assets import DEFAULT_CLASSIFIER
+    from ..errors import ModelError
+    from ..preprocess import display_name
     from ..runtime.nuclei import NUCLEI_DETECTOR
     from ..tasks.count import SmearCounter, count_paths
     from ..tasks.scale import check_um_per_px
@@ -78,17 +80,33 @@ def count(
         check_inputs(smears)
     if detector == NUCLEI_DETECTOR and tile is not None:
         fail(f"--detector {NUCLEI_DETECTOR} works at the models' training scale only: leave out --tile / --no-tile")
+    if detector == NUCLEI_DETECTOR and nuclei is False:
+        fail(f"--no-nuclei with --detector {NUCLEI_DETECTOR} leaves no detector: leave out --no-nuclei, or pick a "
+             "model with --detector")
+    if nuclei is not None and tile is not None:
+        fail(f"--{'' if nuclei else 'no-'}nuclei applies to the default field detector only (--tile / --no-tile "
+             "never add stained nuclei): leave it out")
+    if detector == NUCLEI_DETECTOR:
+        det = NUCLEI_DETECTOR
+    else:
+        try:
+            det = model_or_default(detector, detector_for_mode(tile))
+        except ModelError as e:  # the one detector that is not a model file is a valid choice too
+            raise ModelError(f"--detector {e}; or '{NUCLEI_DETECTOR}', the rule-based stained-nucleus detector") from e
     sc = SmearCounter(
-        NUCLEI_DETECTOR if detector == NUCLEI_DETECTOR else model_or_default(detector, detector_for_mode(tile)),
+        det,
         model_or_default(model, DEFAULT_CLASSIFIER),
         threads=threads,
         uncertain_below=uncertain_below,
         tile=tile,
         window=window,
         um_per_px=um_per_px,
-        nuclei=nuclei,
+        nuclei=nuclei is not False,
         cell_model=model_or_default(None, "wbc_unet_int8.tflite") if tile is None else None,
     )
+    if nuclei and not (sc.add_nuclei or sc.nuclei):
+        fail(f"--nuclei: --detector {detector} is not the multi-source field detector, which "
+             "alone adds stained nuclei: leave out --nuclei, or leave out --detector")
     source = None
     if not smears:
         from ..data.sample import sample_inputs
@@ -99,7 +117,6 @@ def count(
     result = count_paths(sc, smears, out, json_out, csv_out, report_images=report_html is not None)
     render.counted(result, sc.clf.labels)
     if report_html is not None:
-        from ..preprocess import display_name
         from ..tasks.count import write_report
 
         written = ", ".join(f"--{k} {display_name(v)}" for k, v in (("json", json_out), ("csv", csv_out)) if v)

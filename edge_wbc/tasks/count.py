@@ -274,8 +274,10 @@ class SmearCounter:
             img.save(fh, format="JPEG", quality=90)
 
     def models(self) -> dict[str, str]:
+        """role -> model path (the rule-based detector: its name); the cell segmenter of single-cell crops too."""
         det = f"{NUCLEI_DETECTOR} (rule-based, no model)" if self.det is None else str(self.det.path)
-        return {"detector": det, "classifier": str(self.clf.path)}
+        cell = {"cell segmenter": str(self.cell.path)} if self.cell is not None else {}
+        return {"detector": det, **cell, "classifier": str(self.clf.path)}
 
     def settings(self) -> dict:
         how = f"tiled windows ({self.window or 'model input'} px)" if self.tile else "whole smear resized"
@@ -357,6 +359,7 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
     if out and results:
         fsync_dir(out)  # one directory fsync for all the overlays' renames
     report = summarize(results, sc.clf.labels)
+    report["models"], report["settings"] = sc.models(), sc.settings()  # which detector ran, and how
     write_outputs(report, sc.clf.labels, json_out, csv_out)
     return CountResult(report, bad, images)
 

@@ -120,7 +120,8 @@ td,th{border-bottom:1px solid #ddd;padding:3px 5px;text-align:left}
 
 def render_html(report: dict, images: FieldImages, labels: list[str], models: dict[str, str], version: str,
                 settings: dict | None = None) -> str:
-    """The page (a string). ``models``: role -> model path (their sha256 are computed here)."""
+    """The page (a string). ``models``: role -> model path (their sha256 are computed here), or the name of a
+    detector that has no model file (shown as it is)."""
     n_fields = len(report["images"])
     if n_fields > REPORT_MAX_FIELDS:
         raise DataError(f"--report: {n_fields} fields is over the report's limit of {REPORT_MAX_FIELDS} fields; "
@@ -153,6 +154,9 @@ def render_html(report: dict, images: FieldImages, labels: list[str], models: di
     out.append("</tbody></table>")
     out.append('<h2>Models</h2><table class="models"><tbody>')
     for role, path in models.items():
+        if not Path(path).is_file():  # a detector that is not a model file (count --detector nuclei): its name
+            out.append(f'<tr><th>{e(role)}</th><td data-model="{e(role)}">{e(str(path))}</td></tr>')
+            continue
         out.append(f"<tr><th>{e(role)}</th><td>{e(Path(path).name)}<br><span class=\"meta\" data-sha256=\"{e(role)}\">"
                    f"sha256 {sha256_file(path)}</span></td></tr>")
     for k, v in (settings or {}).items():

@@ -77,6 +77,45 @@ def test_count_and_calibrate_refuse_a_segmenter_and_segment_a_classifier(smear, 
     assert not (tmp_path / "s").exists()
 
 
+# ---- count's detectors: the field U-Net plus stained nuclei (default), the U-Net alone, the rule alone ----
+def test_count_detector_choices_are_in_the_json_and_the_report(smear, tmp_path):
+    run("count", smear, "--json", tmp_path / "d.json", code=0)
+    d = json.loads((tmp_path / "d.json").read_text())
+    assert Path(d["models"]["detector"]).name == "wbc_det_int8.tflite"
+    assert Path(d["models"]["cell segmenter"]).name == "wbc_unet_int8.tflite"
+    assert d["settings"]["detection"].endswith("; the field detector, plus the stained nuclei it missed")
+    run("count", smear, "--no-nuclei", "--json", tmp_path / "u.json", code=0)
+    u = json.loads((tmp_path / "u.json").read_text())
+    assert u["settings"]["detection"] == "at the models' training scales (red-cell estimate)"
+    run("count", smear, "--detector", "nuclei", "--json", tmp_path / "n.json", "--report", tmp_path / "n.html",
+        code=0)
+    n = json.loads((tmp_path / "n.json").read_text())
+    assert n["models"]["detector"] == "nuclei (rule-based, no model)"
+    assert n["settings"]["detection"].endswith("; stained nuclei (rule-based, no model)")
+    assert [c["box"] for c in n["images"][0]["cells"]] == [[278, 155, 500, 377]]  # BloodImage_00000's one WBC
+    page = (tmp_path / "n.html").read_text()
+    assert '<td data-model="detector">nuclei (rule-based, no model)</td>' in page
+    assert 'data-sha256="detector"' not in page and 'data-sha256="classifier"' in page
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("--detector", "nuclei", "--tile"), "--detector nuclei works at the models' training scale only: leave out "
+                                         "--tile / --no-tile"),
+    (("--detector", "nuclei", "--no-tile"), "--detector nuclei works at the models' training scale only"),
+    (("--detector", "nuclei", "--no-nuclei"), "--no-nuclei with --detector nuclei leaves no detector"),
+    (("--no-nuclei", "--tile"), "--no-nuclei applies to the default field detector only"),
+    (("--nuclei", "--no-tile"), "--nuclei applies to the default field detector only"),
+    (("--nuclei", "--detector", "smear_unet_int8"), "--nuclei: --detector smear_unet_int8 is not the multi-source "
+                                                    "field detector"),
+    (("--detector", "nope"), "or 'nuclei', the rule-based stained-nucleus detector"),
+])
+def test_count_detector_contradictions_are_usage_errors(args, msg, smear, tmp_path):
+    r = run("count", smear, *args, "--json", tmp_path / "c.json", code=2)
+    err = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and msg in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "c.json").exists()
+
+
 # ---- output paths checked first ---------------------------------------------------------------
 def test_table_outputs_that_are_directories_fail_before_any_work(smear, tmp_path):
     d = tmp_path / "adir"

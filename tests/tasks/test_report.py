@@ -98,6 +98,16 @@ def test_um_per_px_and_flags_are_shown_when_the_json_has_them():
     assert "uncertain (top: x), edge" in page
 
 
+def test_a_detector_without_a_model_file_is_named_not_hashed(tmp_path):
+    m = tmp_path / "clf.tflite"
+    m.write_bytes(b"model")
+    rep = {"images": [], "totals": {"uncertain": 0}, "percent": {"uncertain": 0.0}}
+    page = render_html(rep, FieldImages(), [], {"detector": "nuclei (rule-based, no model)", "classifier": str(m)},
+                       "0")
+    assert '<td data-model="detector">nuclei (rule-based, no model)</td>' in page
+    assert f'data-sha256="classifier">sha256 {sha256_file(m)}<' in page and 'data-sha256="detector"' not in page
+
+
 def test_over_the_field_limit_is_refused_with_the_limit_named():
     rep = {"images": [{"file": f"{i}.png", "cells": [], "counts": {}} for i in range(REPORT_MAX_FIELDS + 1)],
            "totals": {"uncertain": 0}, "percent": {"uncertain": 0.0}}

@@ -322,7 +322,9 @@ def test_count_cli_json_schema(tiny_unet, tiny_converted, data_root, tmp_path):
     assert r.exit_code == 1, r.output  # the broken smear is reported, the others counted
     rep = json.loads((tmp_path / "c.json").read_text())
     assert set(rep) == {"images", "totals", "percent", "differential", "n_answered", "n_uncertain", "reliable",
-                        "min_answered"}
+                        "min_answered", "models", "settings"}
+    assert rep["models"]["detector"] == str(tmp_path / "det.tflite")  # not the field detector: no nuclei added
+    assert rep["settings"]["detection"] == "at the models' training scales (red-cell estimate)"
     ok = [i for i in rep["images"] if "error" not in i]
     assert len(ok) == 2 and {(i["width"], i["height"]) for i in ok} == {(640, 480)}
     for im in ok:
