@@ -24,6 +24,8 @@ LABELS = ("a", "b", "c")
 class StandInDetector:
     """A 'segmenter' whose WBC map (16 x 16) is given."""
 
+    path = "stand-in-detector.tflite"
+
     def __init__(self, prob):
         self.spec = ModelSpec("segmentation", 16, 16, ("wbc",))
         self.prob = prob
@@ -45,6 +47,7 @@ class StandInClassifier:
         self.crops = []
 
     ood = None  # no features output: no OOD score
+    path, backend, backend_version = "stand-in-classifier.tflite", "stand-in", "0"
 
     def predict(self, x):
         self.crops.append(x)
@@ -226,6 +229,9 @@ def test_count_paths_reports_bad_files_and_counts_good_ones(smear, tmp_path):
     assert res.report["images"][1] == {"file": str(bad), "cells": [], "counts": {}, "error": res.bad[0]}
     assert (tmp_path / "c.csv").read_text().count("\n") == 3
     assert json.loads((tmp_path / "c.json").read_text()) == res.report
+    assert res.report["models"] == {"detector": "stand-in-detector.tflite", "classifier": "stand-in-classifier.tflite"}
+    assert res.report["settings"] == {"detection": "whole smear resized", "uncertain below": 0.6, "temperature": 1.0,
+                                      "interpreter": "stand-in 0"}
     ann = tmp_path / "ann" / "smear.count.jpg"
     assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["smear.count.jpg"]
     a = np.asarray(Image.open(ann).convert("RGB"))
