@@ -182,17 +182,17 @@ class SmearCounter:
         found = detect_wbcs(self.det, img, s)
         if self.add_nuclei:
             boxes = [b for b, _ in found]
-            found += [(b, p) for b, p in self.nucleus_wbcs(img, s) if not covered(b, boxes)]
+            found += [n for n in self.nucleus_wbcs(img, s) if not covered(n[0], boxes)]
         return found
 
     def nucleus_wbcs(self, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
-        """The nucleus detector on ``img`` resampled by ``s`` to the canonical scale; boxes in ``img``
-        pixels, each with the share of its nucleus component that is stained core."""
+        """The nucleus detector on ``img`` resampled by ``s`` to the canonical scale: (box in ``img`` pixels,
+        the share of its nucleus component that is stained core, ``"nuclei"``) per WBC."""
         detect_size(img, s)
         a = np.asarray(resample(img.convert("RGB") if img.mode != "RGB" else img, s))
         found = detect_nuclei(a, self.nuclei_rule)
         return [([max(0, int(round(x0 / s))), max(0, int(round(y0 / s))), min(img.width, int(round(x1 / s))),
-                  min(img.height, int(round(y1 / s)))], p) for (x0, y0, x1, y1), p in found]
+                  min(img.height, int(round(y1 / s)))], p, NUCLEI_DETECTOR) for (x0, y0, x1, y1), p in found]
 
     def fallback_um(self, img: Image.Image) -> float:
         """µm per pixel when a field has too few red cells: as if it were the detector's own input field."""
@@ -252,7 +252,10 @@ class SmearCounter:
         else:
             found = self.detect(img, fs.um_per_px)
         lap("detect")
-        cells = [{"box": box, **self.classify_cell(img, box), "detection": round(det_p, 4)} for box, det_p in found]
+        # "detection": the detector's mean WBC probability in the box, or for a cell found by the nucleus
+        # rule ("found_by": "nuclei") the share of its nucleus component that is stained core
+        cells = [{"box": f[0], **self.classify_cell(img, f[0]), "detection": round(f[1], 4),
+                  "found_by": f[2] if len(f) > 2 else "detector"} for f in found]
         lap("classify")
         counts: dict[str, int] = {}
         for c in cells:

@@ -82,6 +82,7 @@ def test_real_bccd_smears_through_count(data_root):
         r = sc.count_image(f.path)
         assert r["scale_source"] == "estimated"
         pred = [c["box"] for c in r["cells"]]
+        assert {c["found_by"] for c in r["cells"]} <= {"nuclei"}
         tp, n_gt, n_pred = tp + match([list(b) for b in f.boxes], pred), n_gt + len(f.boxes), n_pred + len(pred)
     assert n_gt >= 6 and tp == n_gt and n_pred <= n_gt + 1
     with pytest.raises(ValueError, match="canonical scale only"):

@@ -100,6 +100,7 @@ def test_count_image_labels_boxes_and_the_uncertain_rule_at_its_threshold(smear)
     assert [c["label"] for c in r["cells"]] == ["a", "b"]
     assert [c["confidence"] for c in r["cells"]] == [0.7, 0.6]
     assert [c["detection"] for c in r["cells"]] == [0.9, 0.8]
+    assert [c["found_by"] for c in r["cells"]] == ["detector", "detector"]
     assert r["counts"] == {"a": 1, "b": 1}
     assert [x.shape for x in sc.clf.crops] == [(1, 8, 8, 3), (1, 8, 8, 3)]
     sc = _counter([[0.7, 0.2, 0.1], [0.3, 0.59, 0.11]])

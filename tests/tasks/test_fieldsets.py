@@ -141,7 +141,8 @@ def test_canonical_detection_adds_the_stained_nuclei_the_model_missed():
     sc.det = _MapDetector(lambda a: fsets.target_map((160, 100), [(16, 16, 44, 44)], 0.8).astype(np.float32))
     found = sc.canonical(img, 1.0)
     assert len(found) == 2
-    (model_box, p_model), (nucleus_box, core) = found
+    (model_box, p_model), (nucleus_box, core, by) = found
+    assert by == "nuclei"
     assert p_model == 1.0 and np.allclose(model_box, [16, 16, 44, 44], atol=3)
     assert nucleus_box == [108, 48, 133, 73] and 0.5 < core <= 1.0  # the joined nucleus, square
     sc.add_nuclei = False
