@@ -98,7 +98,7 @@ def count_table(d: dict, md: bool) -> str:
     rows = []
     for name in COUNT_ROWS:
         r = d.get("rows", {}).get(name, {"error": "no result"})
-        trained = "BCCD + smartphone_pig field detector, wbc_seg cell U-Net" if name == "edge-wbc count" else \
+        trained = "BCCD + smartphone_pig field detector + stained-nucleus rule, wbc_seg cell U-Net" if name == "edge-wbc count" else \
             f"BCCD train, {SCRATCH}"
         if r.get("error") and not r.get("sources"):
             rows.append([name, trained, "—", "—", "—", "—", "—", "—", "—", "—", f"error: {r['error']}"])
