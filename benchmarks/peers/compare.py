@@ -98,8 +98,8 @@ def count_table(d: dict, md: bool) -> str:
     rows = []
     for name in COUNT_ROWS:
         r = d.get("rows", {}).get(name, {"error": "no result"})
-        trained = "BCCD + smartphone_pig field detector + stained-nucleus rule, wbc_seg cell U-Net" if name == "edge-wbc count" else \
-            f"BCCD train, {SCRATCH}"
+        trained = ("BCCD + smartphone_pig field detector + stained-nucleus rule, wbc_seg cell U-Net"
+                   if name == "edge-wbc count" else f"BCCD train, {SCRATCH}")
         if r.get("error") and not r.get("sources"):
             rows.append([name, trained, "—", "—", "—", "—", "—", "—", "—", "—", f"error: {r['error']}"])
             continue
