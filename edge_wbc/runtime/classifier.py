@@ -15,7 +15,7 @@ from .model import TFLiteModel
 from .ood import OODStats
 from .probs import class_probs
 from .rule import UncertainRule, read_rule
-from .wbccrop import WBCFind, canonical_crop, crop_segmenter
+from .wbccrop import WBCFind, canonical_crop, crop_around, crop_segmenter
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,17 @@ class TFLiteClassifier(TFLiteModel):
             self._segmenter = crop_segmenter(self.spec.crop_model, self._threads)
         return self._segmenter
 
-    def predict_image(self, img: Image.Image) -> CellPrediction:
-        """One decoded image through the spec's preprocessing (the WBC-centred crop of a 'wbc' model)."""
-        if self.spec.crop == "wbc":
+    def predict_image(self, img: Image.Image, box: tuple[float, float, float, float] | None = None) -> CellPrediction:
+        """One decoded image through the spec's preprocessing (the WBC-centred crop of a 'wbc' model).
+
+        ``box`` (image pixels): where the WBC is, found by the caller (a large image's stained nucleus,
+        :func:`edge_wbc.tasks.cells.locate_wbc`); the crop is cut around it instead of around the
+        segmenter's find."""
+        if self.spec.crop == "wbc" and box is not None:
+            crop = crop_around(img, box, self.spec.crop_ratio)
+            area = (box[2] - box[0]) * (box[3] - box[1]) / float(img.width * img.height)
+            x, size, find = resize_image(crop, self.spec), crop.size, WBCFind(True, tuple(box), area, 1, float("nan"))
+        elif self.spec.crop == "wbc":
             crop, find = canonical_crop(img, self.segmenter(), self.spec.crop_ratio)
             x, size = resize_image(crop, self.spec), crop.size
         else:

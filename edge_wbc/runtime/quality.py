@@ -13,7 +13,8 @@ a flat image with no contrast), ``blur`` (focus below every training source), ``
 ``not_a_single_cell`` (the WBC is a small part of a large image: a smear field given to classify;
 CellaVision-style single-cell frames of 300-363 px are below the size rule; in a large image the
 WBC finder's box is coarse, so its largest stained nucleus is measured too, see
-:func:`edge_wbc.tasks.cells.nucleus_share`).
+:func:`edge_wbc.tasks.cells.locate_wbc`: a nucleus under ``min_field_nucleus_share`` of the shorter side,
+or several WBC-sized nuclei, is a field).
 """
 
 from __future__ import annotations

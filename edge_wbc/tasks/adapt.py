@@ -24,7 +24,9 @@ from ..errors import EdgeWBCError, ImageError
 from ..fileio import atomic_write_text
 from ..preprocess import display_name, load_image
 from ..runtime import TFLiteClassifier
+from ..runtime.quality import QualityLimits
 from ..spec import spec_path_for
+from .cells import large_image_wbc
 
 
 class AdaptError(EdgeWBCError):
@@ -44,10 +46,13 @@ def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=p
     if out.exists() and any(out.iterdir()):
         raise AdaptError(f"--out {out}: not empty (choose a new folder)")
     feats, used, skipped = [], [], []
+    limits = QualityLimits.from_dict((clf.spec.metrics or {}).get("quality"))
     base = clf.ood.shift
     for p in iter_inputs([images]):
         try:
-            pred = clf.predict_image(load_image(p))
+            img = load_image(p)
+            loc = large_image_wbc(clf, img, limits)  # as classify crops it
+            pred = clf.predict_image(img, box=loc.box if loc is not None else None)
         except ImageError as e:
             skipped.append((display_name(p), str(e)))
             continue

@@ -48,17 +48,19 @@ class CellAnswerer:
 
     def answer_image(self, img: Image.Image) -> CellAnswer:
         spec = self.clf.spec
-        pred = self.clf.predict_image(img)
+        loc = large_image_wbc(self.clf, img, self.limits)
+        pred = self.clf.predict_image(img, box=loc.box if loc is not None else None)
         raw, find, x, side = pred.probs, pred.find, pred.pixels, min(pred.input_size)
         if not self.abstain:
             k = int(raw.argmax())
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
-        flags = find_flags(find, img.size, self.limits) + image_flags(x, side, spec.input_height, self.limits)
-        if find is not None and find.found and not flags and min(img.size) >= self.limits.field_min_side:
-            share = nucleus_share(img)
-            if share is not None and share < self.limits.min_field_nucleus_share:
-                flags.append("not_a_single_cell")
+        if loc is not None:  # a small nucleus for the image, or several WBC-sized ones: a smear field
+            several = loc.share < self.limits.min_field_nucleus_share or loc.wbc_sized >= 2
+            flags = ["not_a_single_cell"] if several else []
+        else:
+            flags = find_flags(find, img.size, self.limits)
+        flags += image_flags(x, side, spec.input_height, self.limits)
         score = None
         if self.clf.ood is not None and pred.features is not None:
             score = float(self.clf.ood.score(pred.features))
@@ -73,10 +75,29 @@ class CellAnswerer:
         return self.answer_image(load_image(path))
 
 
-def nucleus_share(img: Image.Image) -> float | None:
-    """The side of the image's largest stained nucleus over its shorter side, at the red-cell scale
-    (:mod:`edge_wbc.runtime.nuclei` on the image resampled to the field detector's scale), or None
-    without a red-cell estimate (most single-cell crops) or a nucleus. A smear field is many nuclei wide."""
+@dataclass(frozen=True)
+class NucleusLocate:
+    """A large image's WBC, found by its stained nucleus at the red-cell scale (:func:`locate_wbc`)."""
+
+    box: tuple[float, float, float, float]  # the largest nucleus, image pixels
+    share: float  # its longer side / the image's shorter side
+    wbc_sized: int  # nuclei at least half as large as it (a field holds several WBCs)
+
+
+def large_image_wbc(clf: TFLiteClassifier, img: Image.Image, limits: QualityLimits) -> NucleusLocate | None:
+    """Where a WBC-centred crop model's crop of ``img`` is cut, when ``img`` is large (at least
+    ``limits.field_min_side`` px): at its largest stained nucleus (:func:`locate_wbc`); None for a smaller
+    image, another kind of model, or no nucleus found (then the segmenter's find, as for training crops)."""
+    if clf.spec.crop != "wbc" or min(img.size) < limits.field_min_side:
+        return None
+    return locate_wbc(img)
+
+
+def locate_wbc(img: Image.Image) -> NucleusLocate | None:
+    """The largest stained nucleus of ``img`` (:mod:`edge_wbc.runtime.nuclei` on the image resampled to the
+    field detector's scale with its red-cell estimate), or None without a red-cell estimate (most
+    single-cell crops) or a nucleus. In a large image the WBC segmenter's find is coarse (it sees the image
+    squeezed to its input); this is where the crop of a large image is cut."""
     img = img if img.mode == "RGB" else img.convert("RGB")
     est = estimate_scale(img)
     if not est.ok:
@@ -85,7 +106,10 @@ def nucleus_share(img: Image.Image) -> float | None:
     found = detect_nuclei(np.asarray(resample(img, s)))
     if not found:
         return None
-    return max(max(x1 - x0, y1 - y0) for (x0, y0, x1, y1), _ in found) / s / min(img.size)
+    sides = [max(x1 - x0, y1 - y0) for (x0, y0, x1, y1), _ in found]
+    k = int(np.argmax(sides))
+    box = tuple(float(v) / s for v in found[k][0])
+    return NucleusLocate(box, sides[k] / s / min(img.size), sum(v >= 0.5 * sides[k] for v in sides))
 
 
 def iter_answers(ans: CellAnswerer, paths: Iterable[Path]) -> Iterator[tuple[Path, CellAnswer | None, str | None]]:

@@ -103,23 +103,35 @@ def test_loso_summary_by_hand():
     assert s["answered_accuracy"] == pytest.approx(2 / 3)
 
 
-def test_a_smartphone_field_is_not_a_single_cell_and_a_large_crop_is(data_root, pbc_files):
-    """In an image of at least field_min_side px, the largest stained nucleus is measured at the red-cell
-    scale: on a smartphone field it spans a few % of the shorter side (a field); a PBC crop upscaled to
-    432 px keeps its framing and is not measured (no red-cell scale) or spans more than the limit."""
+def test_large_images_are_cropped_at_their_stained_nucleus(data_root, pbc_files):
+    """An image of at least field_min_side px is cropped around its largest stained nucleus at the
+    red-cell scale (locate_wbc): on a BCCD field of one WBC the crop sits on the WBC's VOC box; a
+    smartphone field, whose nuclei span a few % of its side, is not a single cell; a PBC crop upscaled
+    to 432 px has no red-cell scale and keeps the segmenter's find."""
     from edge_wbc.assets import default_classifier
+    from edge_wbc.data.fields import field_list
     from edge_wbc.runtime import TFLiteClassifier
-    from edge_wbc.tasks.cells import CellAnswerer, nucleus_share
+    from edge_wbc.tasks.cells import CellAnswerer, locate_wbc
 
-    field = Image.open(sorted((data_root / "smartphone_pig" / "test" / "images").glob("389_*.jpg"))[0]).convert("RGB")
-    share = nucleus_share(field)
-    assert share is not None and 0.02 < share < DEFAULT_LIMITS.min_field_nucleus_share
     answerer = CellAnswerer(TFLiteClassifier(default_classifier()))
-    a = answerer.answer_image(field)
+    f = next(f for f in field_list(data_root, ("bccd",), "test") if len(f.boxes) == 1)
+    img = Image.open(f.path).convert("RGB")
+    loc = locate_wbc(img)
+    assert loc is not None and loc.wbc_sized == 1 and loc.share > DEFAULT_LIMITS.min_field_nucleus_share
+    x0, y0, x1, y1 = f.boxes[0]
+    cx, cy = (loc.box[0] + loc.box[2]) / 2, (loc.box[1] + loc.box[3]) / 2
+    assert x0 <= cx <= x1 and y0 <= cy <= y1  # the nucleus is inside the annotated WBC
+    a = answerer.answer_image(img)
+    assert "not_a_single_cell" not in a.flags and a.wbc_box == pytest.approx(loc.box)
+
+    pig = Image.open(sorted((data_root / "smartphone_pig" / "test" / "images").glob("389_*.jpg"))[0]).convert("RGB")
+    loc = locate_wbc(pig)
+    assert loc is not None and 0.02 < loc.share < DEFAULT_LIMITS.min_field_nucleus_share
+    a = answerer.answer_image(pig)
     assert a.prediction == "uncertain" and "not_a_single_cell" in a.flags
+
     for p in pbc_files["neutrophil"][:3]:
         crop = Image.open(p).convert("RGB").resize((432, 432), Image.Resampling.BICUBIC)
-        s = nucleus_share(crop)
-        assert s is None or s >= DEFAULT_LIMITS.min_field_nucleus_share
+        assert locate_wbc(crop) is None  # too few red cells for a scale: the segmenter's find, as before
         assert "not_a_single_cell" not in answerer.answer_image(crop).flags
-    assert nucleus_share(Image.new("RGB", (500, 500), (230, 220, 225))) is None  # no red cells: not measured
+    assert locate_wbc(Image.new("RGB", (500, 500), (230, 220, 225))) is None
