@@ -23,10 +23,9 @@ from ..defaults import DETECTOR_UM_PER_PX
 from ..errors import ImageError
 from ..preprocess import load_image
 from ..runtime import TFLiteClassifier
-from ..runtime.nuclei import detect_nuclei
 from ..runtime.quality import QualityLimits, find_flags, image_flags
 from ..runtime.rule import UNCERTAIN
-from .fieldsets import resample
+from .fieldsets import detect_nuclei_at
 from .scale import estimate_scale
 
 
@@ -102,14 +101,12 @@ def locate_wbc(img: Image.Image) -> NucleusLocate | None:
     est = estimate_scale(img)
     if not est.ok:
         return None
-    s = est.um_per_px / DETECTOR_UM_PER_PX
-    found = detect_nuclei(np.asarray(resample(img, s)))
+    found = detect_nuclei_at(img, est.um_per_px / DETECTOR_UM_PER_PX)
     if not found:
         return None
     sides = [max(x1 - x0, y1 - y0) for (x0, y0, x1, y1), _ in found]
     k = int(np.argmax(sides))
-    box = tuple(float(v) / s for v in found[k][0])
-    return NucleusLocate(box, sides[k] / s / min(img.size), sum(v >= 0.5 * sides[k] for v in sides))
+    return NucleusLocate(found[k][0], sides[k] / min(img.size), sum(v >= 0.5 * sides[k] for v in sides))
 
 
 def iter_answers(ans: CellAnswerer, paths: Iterable[Path]) -> Iterator[tuple[Path, CellAnswer | None, str | None]]:

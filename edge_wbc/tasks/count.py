@@ -39,9 +39,9 @@ from ..errors import ImageError, ModelError
 from ..fileio import atomic_open, atomic_write_text, fsync_dir
 from ..preprocess import load_image, resize_image
 from ..runtime import TFLiteClassifier, TFLiteSegmenter
-from ..runtime.nuclei import NUCLEI_DETECTOR, NucleusRule, covered, detect_nuclei
+from ..runtime.nuclei import NUCLEI_DETECTOR, NucleusRule, covered
 from ..runtime.rule import UNCERTAIN
-from .fieldsets import detect_wbcs, is_field_detector, resample
+from .fieldsets import detect_nuclei_at, detect_wbcs, is_field_detector, resample
 from .scale import check_um_per_px, field_scale
 from .segment import boxes_from_map, component_boxes
 
@@ -179,20 +179,20 @@ class SmearCounter:
         """The field detector on ``img`` resampled by ``s`` to its scale, in overlapping windows; each WBC
         component's box grown back by 1 / its targets' shrink, in ``img`` pixels."""
         detect_size(img, s)  # refuses a field too large at the detector's scale
-        found = detect_wbcs(self.det, img, s)
+        small = resample(img, s)  # one resampled copy for both detectors
+        found = detect_wbcs(self.det, img, s, small)
         if self.add_nuclei:
             boxes = [b for b, _ in found]
-            found += [n for n in self.nucleus_wbcs(img, s) if not covered(n[0], boxes)]
+            found += [n for n in self.nucleus_wbcs(img, s, small) if not covered(n[0], boxes)]
         return found
 
-    def nucleus_wbcs(self, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
+    def nucleus_wbcs(self, img: Image.Image, s: float, small: Image.Image | None = None) -> list[tuple]:
         """The nucleus detector on ``img`` resampled by ``s`` to the canonical scale: (box in ``img`` pixels,
         the share of its nucleus component that is stained core, ``"nuclei"``) per WBC."""
         detect_size(img, s)
-        a = np.asarray(resample(img.convert("RGB") if img.mode != "RGB" else img, s))
-        found = detect_nuclei(a, self.nuclei_rule)
-        return [([max(0, int(round(x0 / s))), max(0, int(round(y0 / s))), min(img.width, int(round(x1 / s))),
-                  min(img.height, int(round(y1 / s)))], p, NUCLEI_DETECTOR) for (x0, y0, x1, y1), p in found]
+        return [([max(0, int(round(x0))), max(0, int(round(y0))), min(img.width, int(round(x1))),
+                  min(img.height, int(round(y1)))], p, NUCLEI_DETECTOR)
+                for (x0, y0, x1, y1), p in detect_nuclei_at(img, s, self.nuclei_rule, small)]
 
     def fallback_um(self, img: Image.Image) -> float:
         """µm per pixel when a field has too few red cells: as if it were the detector's own input field."""

@@ -26,6 +26,7 @@ from ..data.fields import PATCH_SOURCES, Field, field_list, parse_fields_dataset
 from ..data.roots import cache_dir, data_root
 from ..defaults import DETECTOR_DECODE, DETECTOR_OVERLAP, DETECTOR_TARGET_SHRINK, DETECTOR_UM_PER_PX
 from ..preprocess import load_image
+from ..runtime.nuclei import NucleusRule, detect_nuclei
 from . import scale as scale_mod
 
 SPLITS = ("train", "val", "test")
@@ -66,14 +67,14 @@ def is_field_detector(det) -> bool:
     return (det.spec.metrics or {}).get("detector") == "fields"
 
 
-def detect_wbcs(det, img: Image.Image, s: float) -> list[tuple[list[int], float]]:
-    """The field detector ``det`` on ``img`` resampled by ``s`` to its scale, in overlapping windows
-    (``predict_windows``); the components its decode rule (``metrics.decode``, else
-    :data:`~edge_wbc.defaults.DETECTOR_DECODE`) keeps, each box grown back by 1 / the targets' shrink
-    about its centre, in ``img`` pixels, with the component's mean probability."""
+def detect_wbcs(det, img: Image.Image, s: float, small: Image.Image | None = None) -> list[tuple[list[int], float]]:
+    """The field detector ``det`` on ``img`` resampled by ``s`` to its scale (``small``, if the caller has
+    it already), in overlapping windows (``predict_windows``); the components its decode rule
+    (``metrics.decode``, else :data:`~edge_wbc.defaults.DETECTOR_DECODE`) keeps, each box grown back by
+    1 / the targets' shrink about its centre, in ``img`` pixels, with the component's mean probability."""
     from ..runtime.components import component_boxes
 
-    small = resample(img, s)
+    small = resample(img, s) if small is None else small
     prob = det.predict_windows(np.asarray(small.convert("RGB")), DETECTOR_OVERLAP)[..., 0]
     metrics = det.spec.metrics or {}
     grow = 1.0 / float(metrics.get("target_shrink", DETECTOR_TARGET_SHRINK))
@@ -86,6 +87,16 @@ def detect_wbcs(det, img: Image.Image, s: float) -> list[tuple[list[int], float]
         out.append(([max(0, int(round((cx - hw) / s))), max(0, int(round((cy - hh) / s))),
                      min(img.width, int(round((cx + hw) / s))), min(img.height, int(round((cy + hh) / s)))], p))
     return out
+
+
+def detect_nuclei_at(img: Image.Image, s: float, rule: NucleusRule = NucleusRule(),
+                     small: Image.Image | None = None) -> list[tuple[tuple[float, float, float, float], float]]:
+    """The stained-nucleus rule (:func:`edge_wbc.runtime.nuclei.detect_nuclei`) on ``img`` resampled by
+    ``s`` to the canonical scale (``small``, if the caller has it already): (box in ``img`` pixels, the
+    share of its nucleus component that is stained core) per WBC."""
+    small = resample(img, s) if small is None else small
+    return [((x0 / s, y0 / s, x1 / s, y1 / s), p)
+            for (x0, y0, x1, y1), p in detect_nuclei(np.asarray(small.convert("RGB")), rule)]
 
 
 def _cache_key(canon_um: float) -> str:
