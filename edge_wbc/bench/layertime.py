@@ -58,52 +58,115 @@ def op_models(content: bytes) -> list[dict]:
     return out
 
 
-def _p50(content: bytes, runs: int, warmup: int, threads: int) -> tuple[float, object]:
-    Interp, _, _ = interpreter_backend()
-    it = Interp(model_content=content, num_threads=threads)
-    it.allocate_tensors()
+def _random_inputs(it) -> dict[int, np.ndarray]:
     rng = np.random.default_rng(0)
+    out = {}
     for d in it.get_input_details():
         dt = np.dtype(d["dtype"])
-        x = (rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, d["shape"], endpoint=True).astype(dt) if dt.kind in "iu"
-             else rng.random(d["shape"]).astype(dt))
-        it.set_tensor(d["index"], x)
-    for _ in range(warmup):
-        it.invoke()
-    lat = []
-    for _ in range(runs):
-        t = time.perf_counter_ns()
-        it.invoke()
-        lat.append((time.perf_counter_ns() - t) / 1e6)
-    return float(np.percentile(lat, 50)), it
+        out[d["index"]] = (rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, d["shape"], endpoint=True).astype(dt)
+                           if dt.kind in "iu" else rng.random(d["shape"]).astype(dt))
+    return out
 
 
-def layer_times(content: bytes, runs: int = 200, warmup: int = 20, threads: int = 1) -> dict:
+def _tensor_values(content: bytes, inputs: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Every tensor's value (by index) after one run of the whole model on ``inputs``."""
+    from .layers import _interp  # preserve_all_tensors, no default delegates
+
+    it = _interp(content)
+    for i, x in inputs.items():
+        it.set_tensor(i, x)
+    it.invoke()
+    out = {}
+    for t in it.get_tensor_details():
+        try:
+            out[t["index"]] = it.get_tensor(t["index"])
+        except ValueError:  # a tensor without data (an optional input)
+            pass
+    return out
+
+
+def _ready(content: bytes, threads: int, values: dict[int, np.ndarray] | None = None):
+    """An allocated interpreter with its inputs set: from ``values`` (tensor index -> array) where it has
+    them, else random of the right type and shape."""
+    Interp, _, _ = interpreter_backend()
+    it = Interp(model_content=content, num_threads=threads)
+    values = {d["index"]: values[d["index"]] for d in it.get_input_details() if d["index"] in (values or {})}
+    for d in it.get_input_details():  # a tensor whose shape was only known at run time: before allocating
+        if d["index"] in values and values[d["index"]].shape != tuple(d["shape"]):
+            it.resize_tensor_input(d["index"], values[d["index"]].shape)
+    it.allocate_tensors()
+    rand = _random_inputs(it)
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], values.get(d["index"], rand[d["index"]]))
+    return it
+
+
+CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
+
+
+def interleaved_p50(interpreters: list, runs: int, warmup: int, burst: int = 5, clock: str = "wall") -> list[float]:
+    """p50 ms of each interpreter's ``invoke``, timed in rounds: every round gives each interpreter one
+    untimed invoke (its weights and arena back in cache) and then ``burst`` timed ones, so that a slow
+    spell of a shared machine (another job, a frequency change) lands on every model alike instead of
+    on whichever was being timed then. ``runs`` timed invokes per interpreter in all. ``clock``: ``wall``
+    (perf_counter) or ``cpu`` (this thread's CPU time: leaves out the time another process held the core,
+    which a long invoke cannot dodge and a short one mostly does; one thread only)."""
+    if clock not in CLOCKS:
+        raise ValueError(f"invalid clock {clock!r}: valid choices are {', '.join(CLOCKS)}")
+    for it in interpreters:
+        for _ in range(warmup):
+            it.invoke()
+    rounds = max(1, -(-runs // burst))
+    lat = np.empty((rounds * burst, len(interpreters)))
+    clock = CLOCKS[clock]
+    for r in range(rounds):
+        for j, it in enumerate(interpreters):
+            it.invoke()
+            for b in range(burst):
+                t = clock()
+                it.invoke()
+                lat[r * burst + b, j] = (clock() - t) / 1e6
+    return [float(v) for v in np.percentile(lat[:runs], 50, axis=0)]
+
+
+def layer_times(content: bytes, runs: int = 200, warmup: int = 20, threads: int = 1, clock: str = "wall") -> dict:
+    """Each op's p50 alone, the whole model's p50 and ``sum_vs_whole``, all timed in the same rounds
+    (:func:`interleaved_p50`)."""
     from ..metrics.macs import tflite_params_macs
 
-    whole, it = _p50(content, runs, warmup, threads)
-    ops = {o["index"]: o for o in it._get_ops_details()}
-    rows = []
+    if clock == "cpu" and threads != 1:
+        raise ValueError(f"clock 'cpu' counts this thread only: it needs threads=1, not {threads}")
+    whole_it = _ready(content, threads)
+    ops = {o["index"]: o for o in whole_it._get_ops_details()}
+    # each op alone runs on the values its inputs had inside the whole model: shape tensors computed
+    # at run time (RESHAPE's, TILE's) are then valid, and the data is what the op really sees
+    values = _tensor_values(content, _random_inputs(whole_it))
+    rows, timed = [], []
     for om in op_models(content):
+        name = ops.get(om["index"], {}).get("op_name", str(om["code"]))
+        row = {"index": om["index"], "op": name, "tensor": om["tensor"], "p50_ms": 0.0, "macs": 0}
+        rows.append(row)
         try:
-            p50, sub = _p50(om["content"], runs, warmup, threads)
+            sub = _ready(om["content"], threads, values)
+            sub.invoke()
         except (RuntimeError, ValueError) as e:
-            name = ops.get(om["index"], {}).get("op_name", str(om["code"]))
-            rows.append({"index": om["index"], "op": name, "tensor": om["tensor"], "p50_ms": 0.0, "macs": 0,
-                         "error": str(e).splitlines()[0]})
+            row["error"] = str(e).splitlines()[0]
             continue
         try:
-            _, macs = tflite_params_macs(sub)
+            _, row["macs"] = tflite_params_macs(sub)
+            row["macs"] = int(row["macs"])
         except Exception:  # noqa: BLE001 - an op the MAC counter does not know
-            macs = 0
-        name = ops.get(om["index"], {}).get("op_name", str(om["code"]))
-        rows.append({"index": om["index"], "op": name, "tensor": om["tensor"], "p50_ms": p50, "macs": int(macs)})
-    whole = (whole + _p50(content, runs, warmup, threads)[0]) / 2  # before and after the ops: less drift
+            row["macs"] = 0
+        timed.append((row, sub))
+    p50 = interleaved_p50([whole_it] + [sub for _, sub in timed], runs, warmup, clock=clock)
+    whole = p50[0]
+    for (row, _), t in zip(timed, p50[1:]):
+        row["p50_ms"] = t
     total = sum(r["p50_ms"] for r in rows)
     for r in rows:
         r["share"] = r["p50_ms"] / total if total else None
     return {"whole_ms": whole, "sum_ms": total, "sum_vs_whole": total / whole - 1 if whole else None,
-            "threads": threads, "runs": runs, "layers": rows}
+            "threads": threads, "runs": runs, "timing": "interleaved", "clock": clock, "layers": rows}
 
 
 def draw_time_bar(ax, tm: dict, label_share: float = 0.06) -> dict:

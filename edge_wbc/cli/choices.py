@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 
+from ..bench.layertime import CLOCKS
 from ..converters.modes import CONVERT_MODES, IO_TYPES
 
 Mode = Enum("Mode", {m: m for m in CONVERT_MODES}, type=str)
 IOType = Enum("IOType", {t: t for t in IO_TYPES}, type=str)
+Clock = Enum("Clock", {c: c for c in CLOCKS}, type=str)
 
 
 class Optimizer(str, Enum):

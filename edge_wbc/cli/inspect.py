@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from .app import DATA_HELP, app, out_console, quiet_tf
-from .choices import SplitName
+from .choices import Clock, SplitName
 
 
 @app.command()
@@ -26,6 +26,8 @@ def inspect(
         None, "--plot", help="PNG of SQNR by depth (with --time: and a stacked bar of the per-op time)."),
     time_: bool = typer.Option(False, "--time", help="Also time each op of the int8 model alone (p50, share, MACs)."),
     runs: int = typer.Option(200, min=1, help="--time: timed runs per op and for the whole model."),
+    clock: Clock = typer.Option(Clock.wall, help="--time: wall time, or this thread's CPU time (leaves out time "
+                                "another process held the core)."),
     data: Optional[Path] = typer.Option(None, help=DATA_HELP),
 ):
     """Per-layer int8 error (SQNR dB, cosine, max error in int8 steps, clipped share), worst first."""
@@ -47,8 +49,8 @@ def inspect(
     if time_:
         from ..bench.layertime import layer_times
 
-        rep["time"] = tm = layer_times(Path(rep["model"]).read_bytes(), runs=runs)
-        t2 = Table(title=f"per-op p50 (1 thread, {runs} runs): sum {tm['sum_ms']:.4f} ms vs whole "
+        rep["time"] = tm = layer_times(Path(rep["model"]).read_bytes(), runs=runs, clock=clock.value)
+        t2 = Table(title=f"per-op p50 (1 thread, {runs} runs, {clock.value} clock): sum {tm['sum_ms']:.4f} ms vs whole "
                          f"{tm['whole_ms']:.4f} ms ({100 * tm['sum_vs_whole']:+.1f} %)")
         for c in ("op#", "op", "p50 ms", "share %", "MMAC"):
             t2.add_column(c, justify="left" if c == "op" else "right")

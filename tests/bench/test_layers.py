@@ -152,3 +152,53 @@ def test_time_bar_stacks_every_op_to_the_measured_sum():
     assert len(no_time.axes) == 1
     plt.close(no_time)
 
+
+
+def test_layer_times_feed_each_op_the_values_it_sees_in_the_whole_model():
+    """The U-Net's RESHAPE/TILE/CONCATENATION take shapes computed at run time: on random inputs 12 of
+    its 82 ops failed (negative RESHAPE dimensions, XNNPACK unable to reshape a CONCATENATION)."""
+    from edge_wbc.bench.layertime import _ready, _random_inputs, _tensor_values, layer_times, op_models
+
+    content = (ASSETS / "wbc_unet_int8.tflite").read_bytes()
+    r = layer_times(content, runs=2, warmup=1)
+    assert len(r["layers"]) == 82 and [x for x in r["layers"] if "error" in x] == []
+    assert {"RESHAPE", "TILE", "CONCATENATION"} <= {x["op"] for x in r["layers"]}
+    # a CONCATENATION whose first input is [1, 1, 16, 64] in the file and [1, 16, 16, 64] at run time
+    whole = _ready(content, 1)
+    values = _tensor_values(content, _random_inputs(whole))
+    om = next(o for o in op_models(content) if o["index"] == 28)
+    sub = _ready(om["content"], 1, values)
+    sub.invoke()
+    out = sub.get_output_details()[0]["index"]
+    assert sub.get_tensor(out).shape == (1, 16, 16, 128)
+    np.testing.assert_array_equal(sub.get_tensor(out), values[out])  # the op alone computes what it did inside
+
+
+def test_interleaved_p50_times_every_interpreter_in_the_same_rounds():
+    from edge_wbc.bench.layertime import interleaved_p50
+
+    order = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def invoke(self):
+            order.append(self.name)
+
+    a, b = Fake("a"), Fake("b")
+    p50 = interleaved_p50([a, b], runs=4, warmup=1, burst=2)
+    assert len(p50) == 2 and all(v >= 0 for v in p50)
+    # warmup, then per round: one untimed + 2 timed invokes of a, then of b
+    assert order == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+
+
+def test_layer_times_clock_choices():
+    from edge_wbc.bench.layertime import interleaved_p50, layer_times
+
+    with pytest.raises(ValueError, match="invalid clock 'gpu': valid choices are wall, cpu"):
+        interleaved_p50([], runs=1, warmup=0, clock="gpu")
+    with pytest.raises(ValueError, match="needs threads=1, not 2"):
+        layer_times((ASSETS / "bloodmnist_int8.tflite").read_bytes(), runs=1, threads=2, clock="cpu")
+    r = layer_times((ASSETS / "bloodmnist_int8.tflite").read_bytes(), runs=5, warmup=1, clock="cpu")
+    assert r["clock"] == "cpu" and r["whole_ms"] > 0 and all(x["p50_ms"] > 0 for x in r["layers"])
