@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from edge_wbc.runtime import interpreter_backend
 
     paths = [Path(p) for p in a.models] if a.models else sorted(ASSETS.glob("*_int8.tflite"))
-    out = {"runs": a.runs, "threads": 1, "clock": a.clock, "interpreter": "%s %s" % interpreter_backend()[1:],
+    out = {"runs": a.runs, "threads": 1, "clock": a.clock, "interpreter": " ".join(interpreter_backend()[1:]),
            "cpu": platform.processor() or platform.machine(), "load_avg_1m_at_start": os.getloadavg()[0],
            "models": []}
     for p in paths:

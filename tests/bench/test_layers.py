@@ -157,7 +157,7 @@ def test_time_bar_stacks_every_op_to_the_measured_sum():
 def test_layer_times_feed_each_op_the_values_it_sees_in_the_whole_model():
     """The U-Net's RESHAPE/TILE/CONCATENATION take shapes computed at run time: on random inputs 12 of
     its 82 ops failed (negative RESHAPE dimensions, XNNPACK unable to reshape a CONCATENATION)."""
-    from edge_wbc.bench.layertime import _ready, _random_inputs, _tensor_values, layer_times, op_models
+    from edge_wbc.bench.layertime import _random_inputs, _ready, _tensor_values, layer_times, op_models
 
     content = (ASSETS / "wbc_unet_int8.tflite").read_bytes()
     r = layer_times(content, runs=2, warmup=1)
