@@ -103,3 +103,29 @@ def run_mediapipe(job_file: Path, timeout: float) -> dict:
         return {"status": "failed", "error": f"{exe}: {MEDIAPIPE_HINT}"}
     tail = lines[-1:] or [f"exit code {proc.returncode}"]
     return {"status": "failed", "error": f"mediapipe worker crashed (exit {proc.returncode}): {tail[0]}"}
+
+
+def mediapipe_rois(files: list[str], spec) -> list[list[float]] | None:
+    """For a ``crop: "wbc"`` model, per file the square an app cuts around the WBC before MediaPipe resizes it.
+
+    The square is :func:`edge_wbc.runtime.wbccrop.crop_square`'s around the WBC that the spec's
+    ``crop_model`` finds (what edge-wbc's own pipeline crops), as [left, top, right, bottom] in 0..1 of
+    the image. MediaPipe refuses a region outside the image ("Expected RectF values to be in [0,1]"),
+    so a square that leaves it is shifted back inside, and shrunk to the image's shorter side if it is
+    longer; edge-wbc reflect-pads there instead. None for a model without a WBC crop.
+    """
+    if spec.crop != "wbc":
+        return None
+    from ..preprocess import load_image
+    from ..runtime.wbccrop import crop_segmenter, crop_square, find_wbc
+
+    seg = crop_segmenter(spec.crop_model)
+    out = []
+    for f in files:
+        img = load_image(f)
+        W, H = img.size
+        left, top, side = crop_square((W, H), find_wbc(seg, img).box, spec.crop_ratio)
+        side = min(side, W, H)
+        left, top = min(max(left, 0), W - side), min(max(top, 0), H - side)
+        out.append([left / W, top / H, (left + side) / W, (top + side) / H])
+    return out

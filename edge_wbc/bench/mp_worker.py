@@ -7,7 +7,9 @@ without TensorFlow (mediapipe and TensorFlow cannot share one venv: their protob
 MediaPipe decodes each file (``mp.Image.create_from_file``) and resizes it to the model's input
 itself, exactly as an app calling the Tasks API does; the bench only gives it the file and reads the
 score of every category. Job keys: ``model``, ``files``, ``num_classes``, ``threads``, ``runs``,
-``warmup``, ``out``. Writes ``out`` (JSON) and ``<out>.probs.npy``; never raises.
+``warmup``, ``out``, and optionally ``rois``: per file, None or the [left, top, right, bottom] region
+(0..1 of the image) that the model is to see, passed as ``ImageProcessingOptions.region_of_interest``
+(an app that crops the WBC a segmenter found). Writes ``out`` (JSON) and ``<out>.probs.npy``; never raises.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def run(job: dict) -> dict:
     import mediapipe as mp
     import numpy as np
     from mediapipe.tasks.python import BaseOptions, vision
+    from mediapipe.tasks.python.components.containers.rect import RectF
 
     t0 = time.perf_counter()
     opts = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=job["model"]), max_results=-1)
@@ -39,20 +42,23 @@ def run(job: dict) -> dict:
     try:
         n_cls = int(job["num_classes"])
         images = [mp.Image.create_from_file(f) for f in job["files"]]
+        rois = job.get("rois") or [None] * len(images)
+        opts = [None if r is None else vision.ImageProcessingOptions(
+            region_of_interest=RectF(left=r[0], top=r[1], right=r[2], bottom=r[3])) for r in rois]
         probs = np.zeros((len(images), n_cls), np.float32)
         for i, im in enumerate(images):
-            res = clf.classify(im)
+            res = clf.classify(im, opts[i])
             for c in res.classifications[0].categories:
                 if 0 <= c.index < n_cls:
                     probs[i, c.index] = c.score
         k = max(1, min(len(images), 64))
         for i in range(job.get("warmup", 20)):
-            clf.classify(images[i % k])
+            clf.classify(images[i % k], opts[i % k])
         lat = []
         wall0 = time.perf_counter()
         for i in range(job.get("runs", 200)):
             t = time.perf_counter()
-            clf.classify(images[i % k])
+            clf.classify(images[i % k], opts[i % k])
             lat.append((time.perf_counter() - t) * 1e3)
         wall = time.perf_counter() - wall0
     finally:

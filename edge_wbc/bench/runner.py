@@ -362,9 +362,11 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                     elif name == "compiled":
                         res = _run_worker({**j2, "client": "compiled"}, cfg.timeout_s)
                     else:
-                        from .clients import run_mediapipe
+                        from .clients import mediapipe_rois, run_mediapipe
 
-                        j2.update(model=str(v), files=files, num_classes=len(ds.labels))
+                        # the WBC square of a crop model, on the original files (npz PNGs are crops already)
+                        rois = mediapipe_rois(files, sp) if split.ids and files[0] == str(Path(split.ids[0]).resolve()) else None
+                        j2.update(model=str(v), files=files, num_classes=len(ds.labels), rois=rois)
                         jf = Path(j2["out"]).with_suffix(".job.json")
                         jf.write_text(json.dumps(j2))
                         res = run_mediapipe(jf, cfg.timeout_s)

@@ -50,6 +50,11 @@ def train(
         max=1.0,
         help="Photometric augmentation strength (brightness, contrast, saturation, hue); 0 = off.",
     ),
+    resize_from: Optional[int] = typer.Option(
+        None, "--resize-from", min=1,
+        help="Load the train images at this size and shrink each batch to --size with a random filter "
+        "(bicubic, bilinear, area, nearest): robust to an app's resize, e.g. MediaPipe's bilinear.",
+    ),
     ema: float = typer.Option(
         0.0, help="EMA momentum of the weights (e.g. 0.99), used for val, checkpoints and the saved model; 0 = off."
     ),
@@ -115,6 +120,9 @@ def train(
     check_out_dir(out)
     from ..data.fields import is_fields_dataset
 
+    if resize_from and ("," in dataset or model == "fieldnet" or is_fields_dataset(dataset)):
+        fail("--resize-from is for a classifier on one dataset; field models and the detector draw their own "
+             "scales and resize filters")
     if is_fields_dataset(dataset):  # the multi-source WBC detector (a U-Net on fields at one canonical scale)
         if model != "unet":
             fail(f"--dataset {dataset}: field detection trains a unet, not {model!r}")
@@ -169,6 +177,7 @@ def train(
         patience=patience,
         limit=limit,
         jitter=jitter,
+        resize_from=resize_from,
         ema=ema,
         boundary_weight=boundary_weight,
         refit=refit,

@@ -75,13 +75,10 @@ def find_wbc(
     return WBCFind(True, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), frac, n, mean)
 
 
-def crop_around(
-    img: Image.Image, box: tuple[float, float, float, float] | None, ratio: float = CROP_RATIO
-) -> Image.Image:
-    """A square of ``ratio`` x the box's longer side around its centre (the whole image when no box),
-    at most the image's longer side; reflect-padded where it leaves the image."""
-    img = img if img.mode == "RGB" else img.convert("RGB")
-    W, H = img.size
+def crop_square(size: tuple[int, int], box: tuple[float, float, float, float] | None,
+                ratio: float = CROP_RATIO) -> tuple[int, int, int]:
+    """(left, top, side) in image pixels of :func:`crop_around`'s square; it may leave the image."""
+    W, H = size
     if box is None:
         side, cx, cy = float(min(W, H)), W / 2, H / 2
     else:
@@ -89,8 +86,17 @@ def crop_around(
         side = min(float(max(W, H)), ratio * max(x1 - x0, y1 - y0))
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     side = max(side, 2.0)
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = int(round(side))
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side))
+
+
+def crop_around(
+    img: Image.Image, box: tuple[float, float, float, float] | None, ratio: float = CROP_RATIO
+) -> Image.Image:
+    """A square of ``ratio`` x the box's longer side around its centre (the whole image when no box),
+    at most the image's longer side; reflect-padded where it leaves the image."""
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    W, H = img.size
+    left, top, s = crop_square((W, H), box, ratio)
     if left >= 0 and top >= 0 and left + s <= W and top + s <= H:
         return img.crop((left, top, left + s, top + s))
     pad = s

@@ -43,6 +43,9 @@ class HParams:
     augment: bool = True
     label_smoothing: float = 0.0
     jitter: float = 0.0
+    # > size: load the train images at this size and shrink each batch to `size` with a filter drawn per
+    # batch from RANDOM_RESIZE_FILTERS, so that the model holds up under any app's resize (val/test: the spec's)
+    resize_from: int | None = None
     ema: float = (
         0.0  # > 0: keep an exponential moving average of the weights (this momentum); val and checkpoints use it
     )
@@ -113,6 +116,13 @@ class HParams:
                 self.fold = 0
             if not 0 <= self.fold < self.folds:
                 raise SpecError(f"invalid fold {self.fold}: valid choices are 0 to {self.folds - 1}")
+        if self.resize_from is not None:
+            size = make_spec(self, ("a", "b")).input_height
+            if self.resize_from <= size:
+                raise SpecError(f"--resize-from {self.resize_from} must be larger than the input size {size}")
+            if is_pack(self.dataset) or get_model(self.model).task == "segmentation":
+                raise SpecError("--resize-from is for classifiers trained from an image dataset, not a pack or a "
+                                "segmentation model")
         if self.init:
             init_path(self.init)  # fail before any data is loaded
 
@@ -181,6 +191,26 @@ def make_optimizer(hp: HParams, steps_per_epoch: int, keras):
 def ema_callbacks(hp: HParams, keras) -> list:
     """Put first in the callback list: swaps the EMA weights in for validation, checkpoints and early stopping."""
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if hp.ema else []
+
+
+#: What ``resize_from`` draws from, per batch: (tf.image.resize method, antialias). Pillow's bicubic and
+#: area (BOX) filters average when they shrink (antialias); OpenCV's and MediaPipe's bilinear and a
+#: nearest-neighbour resize sample without averaging.
+RANDOM_RESIZE_FILTERS = (("bicubic", True), ("bilinear", False), ("area", False), ("nearest", False))
+
+
+def random_resize_fn(tf, size_h, size_w):
+    """Batch (N, H, W, C) float 0..255 at a larger size -> (N, size_h, size_w, C), one filter per batch."""
+    def branch(method, antialias):
+        return lambda x: tf.clip_by_value(tf.image.resize(x, [size_h, size_w], method=method, antialias=antialias),
+                                          0.0, 255.0)
+
+    def resize(x, y):
+        k = tf.random.uniform([], 0, len(RANDOM_RESIZE_FILTERS), dtype=tf.int32)
+        fns = [(lambda f=branch(m, a): f(x)) for m, a in RANDOM_RESIZE_FILTERS]
+        return tf.switch_case(k, fns), y
+
+    return resize
 
 
 def _augment_fn(tf, size_h, size_w, seed, jitter=0.0):
@@ -283,6 +313,16 @@ def array_inputs(hp: HParams, tf, ctx, data=None, log=print) -> Inputs:
     t0 = time.time()
     spec, ds = load_for_training(hp, data)
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
+    train_images = tr.images
+    if hp.resize_from:  # the train split again, at the larger size; the same images in the same order
+        _, big = load_for_training(replace(hp, size=hp.resize_from, resize_from=None), data)
+        btr = big.split("train")
+        if btr.ids != tr.ids:
+            raise DataError(f"{hp.dataset}: the train split at {hp.resize_from} px is not the one at "
+                            f"{spec.input_height} px")
+        train_images = btr.images
+        log(f"data: train images at {hp.resize_from}px, shrunk per batch with a random filter "
+            f"({', '.join(m for m, _ in RANDOM_RESIZE_FILTERS)})")
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"{hp.dataset}: train ({len(tr)}) and val ({len(va)}) must not be empty")
     log(f"data: {hp.dataset} train {len(tr)} val {len(va)} test {len(te)} at {spec.input_height}px, "
@@ -292,10 +332,12 @@ def array_inputs(hp: HParams, tf, ctx, data=None, log=print) -> Inputs:
     else:
         k = spec.num_classes
         y_tr, y_va = np.eye(k, dtype=np.float32)[tr.labels], np.eye(k, dtype=np.float32)[va.labels]
-    train_ds = tf.data.Dataset.from_tensor_slices((tr.images, y_tr)).shuffle(
+    train_ds = tf.data.Dataset.from_tensor_slices((train_images, y_tr)).shuffle(
         len(tr), seed=hp.seed, reshuffle_each_iteration=True
     )
     train_ds = train_ds.batch(hp.batch).map(lambda x, y: (tf.cast(x, tf.float32), y))
+    if hp.resize_from:
+        train_ds = train_ds.map(random_resize_fn(tf, spec.input_height, spec.input_width))
     if hp.augment:
         train_ds = train_ds.map(_augment_fn(tf, spec.input_height, spec.input_width, hp.seed, hp.jitter))
     train_ds = train_ds.prefetch(2)

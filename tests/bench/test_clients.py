@@ -91,3 +91,56 @@ def test_mediapipe_row(tmp_path, pbc_tree):
     assert mp["status"] == "ok" and mp["client"] == "mediapipe" and mp["latency_ms"]["p50"] > 0
     assert mp["client_agreement"] >= 0.8  # 16 JPEGs: MediaPipe decodes and resizes them itself
     assert abs(mp["accuracy"] - rows["pbc64_int8.tflite"]["accuracy"]) <= 0.2
+
+
+def test_mediapipe_rois_are_the_wbc_square_kept_inside_the_image(data_root):
+    from edge_wbc.bench.clients import mediapipe_rois
+    from edge_wbc.preprocess import load_image
+    from edge_wbc.runtime.wbccrop import crop_segmenter, crop_square, find_wbc
+    from edge_wbc.spec import ModelSpec
+
+    files = [str(f) for f in sorted((data_root / "pbc128" / "test" / "neutrophil").glob("*.jpg"))[:3]]
+    assert mediapipe_rois(files, ModelSpec.load(ASSETS / "pbc64_int8.json")) is None  # no WBC crop: whole image
+    spec = ModelSpec.load(ASSETS / "wbc_field_int8.json")
+    rois = mediapipe_rois(files, spec)
+    seg = crop_segmenter(spec.crop_model)
+    for f, (l, t, r, b) in zip(files, rois):
+        img = load_image(f)
+        W, H = img.size
+        assert 0 <= l < r <= 1 and 0 <= t < b <= 1 and (r - l) * W == pytest.approx((b - t) * H)  # a square
+        left, top, side = crop_square((W, H), find_wbc(seg, img).box, spec.crop_ratio)
+        assert (r - l) * W == pytest.approx(min(side, W, H))
+        if 0 <= left and 0 <= top and left + side <= W and top + side <= H:  # inside: exactly edge-wbc's square
+            assert (l * W, t * H) == pytest.approx((left, top))
+    # a WBC at the top-left corner: the 1.5x square would leave the image; it is shifted back inside
+    from edge_wbc.runtime import wbccrop
+
+    real = wbccrop.find_wbc
+    try:
+        wbccrop.find_wbc = lambda seg, img: wbccrop.WBCFind(True, (0.0, 0.0, 40.0, 40.0), 0.1, 1, 0.9)
+        (roi,) = mediapipe_rois(files[:1], spec)
+    finally:
+        wbccrop.find_wbc = real
+    assert roi == pytest.approx([0, 0, 60 / 128, 60 / 128])  # crop_square gives (-10, -10, 60)
+
+
+@pytest.mark.skipif(not HAVE_MP, reason=f"mediapipe not importable here and {MEDIAPIPE_ENV} not set")
+def test_mediapipe_worker_passes_each_files_region_of_interest(tmp_path, data_root):
+    import numpy as np
+
+    from edge_wbc.bench.clients import run_mediapipe
+
+    files = [str(f) for f in sorted((data_root / "pbc128" / "test" / "neutrophil").glob("*.jpg"))[:2]]
+
+    def probs(rois, name):
+        job = {"model": str(ASSETS / "wbc_field_int8.tflite"), "files": files, "num_classes": 5, "threads": 1,
+               "runs": 2, "warmup": 1, "out": str(tmp_path / f"{name}.json"), "rois": rois}
+        (tmp_path / f"{name}.job.json").write_text(json.dumps(job))
+        res = run_mediapipe(tmp_path / f"{name}.job.json", 120)
+        assert res["status"] == "ok", res
+        return np.load(res["probs_file"])
+
+    none, whole = probs(None, "none"), probs([[0, 0, 1, 1]] * 2, "whole")
+    corner = probs([[0, 0, 0.3, 0.3]] * 2, "corner")  # a corner of background, no WBC in it
+    np.testing.assert_allclose(whole, none, atol=1e-6)  # the whole image as ROI is no ROI
+    assert np.abs(corner - none).max() > 0.1

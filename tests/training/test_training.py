@@ -233,3 +233,32 @@ def test_classifier_training_uses_jitter_and_ema(tmp_path, data_root, monkeypatc
         log=lambda s: None,
     )
     assert used and used[-1] == 0.5 and m["epochs_run"] == 2 and (tmp_path / "model.keras").is_file()
+
+
+def test_random_resize_draws_each_filter_and_matches_it():
+    import tensorflow as tf
+
+    from edge_wbc.training.train import RANDOM_RESIZE_FILTERS, random_resize_fn
+
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3)).astype("float32"))
+    want = [tf.clip_by_value(tf.image.resize(x, [12, 12], method=m, antialias=a), 0.0, 255.0).numpy()
+            for m, a in RANDOM_RESIZE_FILTERS]
+    assert all(np.abs(want[i] - want[j]).max() > 1 for i in range(4) for j in range(i))  # four different resizes
+    fn = random_resize_fn(tf, 12, 12)
+    tf.random.set_seed(0)
+    seen = set()
+    for _ in range(40):
+        y, lab = fn(x, tf.constant([1, 2]))
+        assert y.shape == (2, 12, 12, 3) and list(lab.numpy()) == [1, 2]
+        (hit,) = [k for k, w in enumerate(want) if np.allclose(y.numpy(), w, atol=1e-3)]  # exactly one filter
+        seen.add(hit)
+    assert seen == {0, 1, 2, 3}
+
+
+def test_resize_from_is_checked():
+    from edge_wbc.training import train as train_mod
+
+    with pytest.raises(SpecError, match=r"--resize-from 28 must be larger than the input size 28"):
+        train_mod.HParams(model="tiny", resize_from=28)
+    with pytest.raises(SpecError, match=r"--resize-from is for classifiers trained from an image dataset"):
+        train_mod.HParams(model="unet", dataset="seg", resize_from=256)
