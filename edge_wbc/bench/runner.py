@@ -365,7 +365,8 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                         from .clients import mediapipe_rois, run_mediapipe
 
                         # the WBC square of a crop model, on the original files (npz PNGs are crops already)
-                        rois = mediapipe_rois(files, sp) if split.ids and files[0] == str(Path(split.ids[0]).resolve()) else None
+                        originals = bool(split.ids) and files[0] == str(Path(split.ids[0]).resolve())
+                        rois = mediapipe_rois(files, sp) if originals else None
                         j2.update(model=str(v), files=files, num_classes=len(ds.labels), rois=rois)
                         jf = Path(j2["out"]).with_suffix(".job.json")
                         jf.write_text(json.dumps(j2))

@@ -104,14 +104,14 @@ def test_mediapipe_rois_are_the_wbc_square_kept_inside_the_image(data_root):
     spec = ModelSpec.load(ASSETS / "wbc_field_int8.json")
     rois = mediapipe_rois(files, spec)
     seg = crop_segmenter(spec.crop_model)
-    for f, (l, t, r, b) in zip(files, rois):
+    for f, (x0, t, r, b) in zip(files, rois):
         img = load_image(f)
         W, H = img.size
-        assert 0 <= l < r <= 1 and 0 <= t < b <= 1 and (r - l) * W == pytest.approx((b - t) * H)  # a square
+        assert 0 <= x0 < r <= 1 and 0 <= t < b <= 1 and (r - x0) * W == pytest.approx((b - t) * H)  # a square
         left, top, side = crop_square((W, H), find_wbc(seg, img).box, spec.crop_ratio)
-        assert (r - l) * W == pytest.approx(min(side, W, H))
+        assert (r - x0) * W == pytest.approx(min(side, W, H))
         if 0 <= left and 0 <= top and left + side <= W and top + side <= H:  # inside: exactly edge-wbc's square
-            assert (l * W, t * H) == pytest.approx((left, top))
+            assert (x0 * W, t * H) == pytest.approx((left, top))
     # a WBC at the top-left corner: the 1.5x square would leave the image; it is shifted back inside
     from edge_wbc.runtime import wbccrop
 
