@@ -205,8 +205,9 @@ def float_content(path: Path, tmp: Path) -> tuple[bytes, str]:
     import io
 
     from ..converters.modes import convert_float32
+    from ..keras_objects import custom_objects
 
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    model = keras.saving.load_model(path, safe_mode=True, compile=False, custom_objects=custom_objects())
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the SavedModel signature
         content = convert_float32(model, None, None)
     (tmp / "float32.tflite").write_bytes(content)
@@ -224,6 +225,8 @@ def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, sp
     except Exception as e:  # SpecError or OSError
         raise ModelError(f"{int8}: {e}") from None
     if images is None:
+        if spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
+            from ..tasks.cellsets import load_for_spec as load_dataset  # noqa: F811
         ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split, subsample=(n, 0))
         sp = ds.split(split).sample(n, 0)  # stratified, seeded (a split the loader sampled stays as it is)
         images, source = sp.images, f"{spec.dataset} {split}, {len(sp)} images (stratified sample, seed 0)"

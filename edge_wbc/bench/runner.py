@@ -248,6 +248,11 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
     if base.crop == "wbc":  # a field model: the WBC-centred crops of its sources (cached)
         from ..tasks.cellsets import load_for_spec
 
+        if cfg.resize and "," in dataset_name:
+            raise DataError(f"--resize re-cuts each image from its file with another filter; the cached crops of "
+                            f"{dataset_name} cannot be: pass --dataset FOLDER (a <split>/<class>/ tree of image "
+                            "files, e.g. python scripts/pbc100_tree.py /tmp/pbc5 all)")
+
         ds = load_for_spec(dataset_name, base, data=cfg.data, seed=base.split_seed, only=cfg.split,
                            subsample=(cfg.limit, cfg.seed) if cfg.limit else None)
     else:
