@@ -144,3 +144,9 @@ def test_mediapipe_worker_passes_each_files_region_of_interest(tmp_path, data_ro
     corner = probs([[0, 0, 0.3, 0.3]] * 2, "corner")  # a corner of background, no WBC in it
     np.testing.assert_allclose(whole, none, atol=1e-6)  # the whole image as ROI is no ROI
     assert np.abs(corner - none).max() > 0.1
+
+
+def test_resize_rows_refuse_the_cached_crops_of_a_crop_model():
+    r = run("bench", "-m", ASSETS / "wbc_field_int8.tflite", "--resize", "bilinear", "--runs", 1)
+    assert r.exit_code == 2, r.output
+    assert "--resize re-cuts each image from its file" in r.output and "pbc128,bccd,wbcseg" in r.output
