@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import DataError, ModelError
 from ..runtime import interpreter_backend
 from ..spec import ModelSpec, spec_path_for
 
@@ -214,6 +214,47 @@ def float_content(path: Path, tmp: Path) -> tuple[bytes, str]:
     return content, f"{path.name} converted to float32 .tflite in a temp dir"
 
 
+def field_windows(spec: ModelSpec, n: int, split: str, data=None) -> np.ndarray:
+    """Up to ``n`` fields of the detector's ``split``, resampled to the canonical scale (as it sees them),
+    each cut to the centre window of its input (reflect-padded where a field is smaller)."""
+    from ..data.fields import parse_fields_dataset
+    from ..tasks.fieldsets import canonical_fields
+
+    sources = parse_fields_dataset(spec.dataset)
+    per = -(-n // len(sources))
+    fields = [f for f in canonical_fields(sources, data, limit=per, seed=0) if f.split == split][:n]
+    if not fields:
+        raise DataError(f"{spec.dataset}: no {split} fields")
+    h, w = spec.input_height, spec.input_width
+    out = []
+    for f in fields:
+        a = f.image
+        ph, pw = max(0, h - a.shape[0]), max(0, w - a.shape[1])
+        if ph or pw:
+            a = np.pad(a, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="reflect")
+        y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+        out.append(a[y : y + h, x : x + w])
+    return np.stack(out)
+
+
+def folder_images(folder: Path, model: Path, n: int) -> np.ndarray:
+    """The first ``n`` image files of ``folder`` (sorted), each resized as ``model``'s spec says."""
+    from ..preprocess import is_image_file, preprocess
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"--images {folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))[:n]
+    if not files:
+        raise DataError(f"--images {folder}: no image files there")
+    int8, _ = resolve_pair(model, None) if Path(model).is_dir() else (Path(model), None)
+    try:
+        spec = ModelSpec.load(spec_path_for(int8))
+    except Exception as e:  # SpecError or OSError
+        raise ModelError(f"{int8}: {e}") from None
+    return np.stack([preprocess(f, spec) for f in files])
+
+
 def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, split: str = "val",
                   data: str | None = None, images: np.ndarray | None = None) -> dict:
     """The ``edge-wbc inspect`` report for one int8 model: per-layer rows and what they were measured on."""
@@ -227,9 +268,20 @@ def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, sp
     if images is None:
         if spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
             from ..tasks.cellsets import load_for_spec as load_dataset  # noqa: F811
-        ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split, subsample=(n, 0))
-        sp = ds.split(split).sample(n, 0)  # stratified, seeded (a split the loader sampled stays as it is)
-        images, source = sp.images, f"{spec.dataset} {split}, {len(sp)} images (stratified sample, seed 0)"
+        from ..data.fields import is_fields_dataset
+
+        if is_fields_dataset(spec.dataset):  # the field detector: centre windows of canonical-scale fields
+            images = field_windows(spec, n, split, data)
+            source = f"{spec.dataset} {split}, {len(images)} canonical-scale fields (centre window, seed 0)"
+        elif spec.task == "segmentation":  # labels are masks: a seeded random n, not a class-stratified one
+            ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split)
+            imgs = ds.split(split).images
+            images = imgs[np.sort(np.random.default_rng(0).permutation(len(imgs))[:n])]
+            source = f"{spec.dataset} {split}, {len(images)} images (random sample, seed 0)"
+        else:
+            ds = load_dataset(spec.dataset, spec, data=data, seed=spec.split_seed, only=split, subsample=(n, 0))
+            sp = ds.split(split).sample(n, 0)  # stratified, seeded (a split the loader sampled stays as it is)
+            images, source = sp.images, f"{spec.dataset} {split}, {len(sp)} images (stratified sample, seed 0)"
     else:
         source = f"{len(images)} given images"
     with tempfile.TemporaryDirectory(prefix="edge-wbc-inspect-") as tmp:

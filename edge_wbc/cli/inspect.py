@@ -20,6 +20,9 @@ def inspect(
     ),
     n: int = typer.Option(64, "-n", min=1, help="Real images to run (from the model's dataset)."),
     split: SplitName = typer.Option(SplitName.val),
+    images_dir: Optional[Path] = typer.Option(
+        None, "--images", help="Run on the first -n image files of this folder (sorted; resized as the model's "
+        "spec says) instead of the model's dataset: your own images, or a model whose dataset is not loadable."),
     top: int = typer.Option(0, min=0, help="Show only the N worst layers (0: all)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report (per-layer sqnr_db ...) as JSON."),
     plot_out: Optional[Path] = typer.Option(
@@ -37,7 +40,13 @@ def inspect(
     from ..bench.layers import inspect_model, plot_sqnr
     from ..fileio import atomic_write_text
 
-    rep = inspect_model(model, float_path=float_model, n=n, split=split.value, data=str(data) if data else None)
+    images = None
+    if images_dir is not None:
+        from ..bench.layers import folder_images
+
+        images = folder_images(images_dir, model, n)
+    rep = inspect_model(model, float_path=float_model, n=n, split=split.value, data=str(data) if data else None,
+                        images=images)
     t = Table(title=f"{Path(rep['model']).name} vs {rep['float_how']}; {rep['images']}")
     for c in ("depth", "layer", "op", "SQNR dB", "cosine", "max err (steps)", "clipped %"):
         t.add_column(c, justify="left" if c in ("layer", "op") else "right")

@@ -202,3 +202,24 @@ def test_layer_times_clock_choices():
         layer_times((ASSETS / "bloodmnist_int8.tflite").read_bytes(), runs=1, threads=2, clock="cpu")
     r = layer_times((ASSETS / "bloodmnist_int8.tflite").read_bytes(), runs=5, warmup=1, clock="cpu")
     assert r["clock"] == "cpu" and r["whole_ms"] > 0 and all(x["p50_ms"] > 0 for x in r["layers"])
+
+
+def test_inspect_on_a_folder_of_images(tmp_path, data_root):
+    from edge_wbc.bench.layers import folder_images
+    from edge_wbc.errors import DataError
+
+    for f in sorted((data_root / "pbc128" / "test" / "neutrophil").glob("*.jpg"))[:3]:
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    x = folder_images(tmp_path, ASSETS / "bloodmnist_int8.tflite", 2)
+    assert x.shape == (2, 28, 28, 3) and x.dtype == np.uint8
+    with pytest.raises(DataError, match="notes.txt: not a folder"):
+        folder_images(tmp_path / "notes.txt", ASSETS / "bloodmnist_int8.tflite", 2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no image files there"):
+        folder_images(tmp_path / "empty", ASSETS / "bloodmnist_int8.tflite", 2)
+    r = runner.invoke(app, ["inspect", str(ASSETS / "bloodmnist_int8.tflite"), "-n", "3", "--images", str(tmp_path),
+                            "--float", str(ASSETS / "bloodmnist_float16.tflite"), "--json", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["images"] == "3 given images" and all(row["sqnr_db"] > 20 for row in rep["layers"])
