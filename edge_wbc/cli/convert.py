@@ -73,7 +73,8 @@ def convert(
         None, "--ft-limit", min=1, help="qat/pruned/clustered: fine-tune on N train images."
     ),
     keep_float: Optional[str] = typer.Option(
-        None, "--keep-float", help="int8: keep these Keras layers in float, e.g. s3a_relu,probs (see edge-wbc inspect)."
+        None, "--keep-float", help="int8: keep these Keras layers in float, e.g. s3a_relu,probs (see edge-wbc "
+        "inspect); none: quantize every layer (default: the layers that ask for it: a field model's standardize)."
     ),
     name: Optional[str] = typer.Option(
         None, "--name", help="Output file stem (default: the mode), e.g. int8_pertensor."

@@ -109,6 +109,13 @@ def keep_float_nodes(keep: str, tensor_names: list[str]) -> list[str]:
     return nodes
 
 
+def default_keep_float(model) -> str | None:
+    """The layers of ``model`` whose class sets ``int8_keep_float`` (e.g. ImageStandardize), comma-separated;
+    None when there are none."""
+    names = [layer.name for layer in model.layers if getattr(layer, "int8_keep_float", False)]
+    return ",".join(names) or None
+
+
 def _selective_int8(tf, conv, io: str, per_tensor: bool, keep_float: str) -> bytes:
     """Calibrate, then quantize every op but the ``keep_float`` layers' (they run in float between a
     DEQUANTIZE and a QUANTIZE), as TF's QuantizationDebugger does with ``denylisted_nodes``."""
@@ -132,8 +139,10 @@ def convert_int8(model, spec, calib_images, *, io: str, per_tensor: bool, allow_
                  keep_float: str | None = None) -> bytes:
     """Full-integer int8, calibrated on train images; uint8 I/O by default (raw pixels in).
 
-    ``keep_float``: comma-separated Keras layer names kept in float (selective quantization).
+    ``keep_float``: comma-separated Keras layer names kept in float (selective quantization); None:
+    the layers that ask for it (:func:`default_keep_float`); ``"none"``: every layer quantized.
     """
+    keep_float = default_keep_float(model) if keep_float is None else (None if keep_float == "none" else keep_float)
     tf, conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib_images)
@@ -302,7 +311,8 @@ MODE_TABLE: dict[str, ModeInfo] = {m.name: m for m in (
     ModeInfo("dynamic", convert_dynamic, "int8 weights, activations quantized on the fly, float32 I/O", io="float32"),
     ModeInfo("int8", convert_int8, "full-integer int8 calibrated on train images, uint8 I/O (raw pixels)",
              (_io("uint8", IO_TYPES), _PER_TENSOR, _FLOAT_FALLBACK,
-              Option("keep_float", str, None, "--keep-float", "keep these layers in float (comma-separated)")),
+              Option("keep_float", str, None, "--keep-float", "keep these layers in float (comma-separated; "
+                     "none: quantize every layer; default: the layers that ask for it, e.g. standardize)")),
              calibrated=True, integer=True),
     ModeInfo("int16x8", convert_int16x8, "int16 activations, int8 weights, float32 or int16 I/O",
              (_io("float32", ("float32", "int16")),), calibrated=True),

@@ -15,7 +15,7 @@ from ..fileio import atomic_write_bytes, atomic_write_text
 from ..runtime import TFLiteClassifier, TFLiteSegmenter, interpreter_backend
 from ..runtime.probs import keras_probs
 from ..spec import ModelSpec
-from .modes import ConversionError, convert_keras, mode_info, resolve_options
+from .modes import ConversionError, convert_keras, default_keep_float, mode_info, resolve_options
 
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 
@@ -204,7 +204,7 @@ def verify(content: bytes, mode: str, options: dict) -> dict:
             f"{mode}: input/output are {info['input_dtype']}/{info['output_dtype']}, the mode promises {want}"
         )
     if m.integer and info["float_ops"]:
-        if not options.get("allow_float_fallback") and not options.get("keep_float"):
+        if not options.get("allow_float_fallback") and options.get("keep_float") in (None, "none"):
             raise ConversionError(f"{mode}: float ops remain in the integer model: {', '.join(info['float_ops'])} "
                                   "(pass --allow-float-fallback to accept them)")
     return info
@@ -274,6 +274,11 @@ def convert_model_dir(model_dir: str | Path, mode: str, data=None, calib: int = 
         raise ConversionError(f"--ood is not available with --mode {mode} (tfmot rebuilds the graph); "
                               "use float32, float16, dynamic, int8 or int16x8")
     model = load_keras(model_dir)
+    if m.option("keep_float") and options.get("keep_float") is None:  # the layers that ask to stay in float
+        options["keep_float"] = default_keep_float(model)
+        if options["keep_float"]:
+            log(f"{mode}: keeping {options['keep_float']} in float (its class asks for it; --keep-float none "
+                "quantizes it too)")
     # the dataset is read once, on first use (calibration, agreement, the QAT guard)
     loaded: list[Dataset] = [] if override is None else [override]
 

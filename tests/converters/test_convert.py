@@ -7,6 +7,8 @@ from edge_wbc.runtime import TFLiteClassifier
 from edge_wbc.spec import ModelSpec
 
 MODES = ["float32", "float16", "dynamic", "int8", "int16x8"]
+# the per-image standardization kept in float inside an int8 model, between a DEQUANTIZE and a QUANTIZE
+STANDARDIZE_OPS = {"DEQUANTIZE", "MEAN", "SQUARED_DIFFERENCE", "ADD", "RSQRT", "SUB", "MUL", "QUANTIZE"}
 
 
 def classifiers():
@@ -40,7 +42,7 @@ def cases():
 
 @pytest.mark.parametrize("model_name,mode", list(cases()))
 def test_registry_x_modes_convert(model_name, mode, calib, tmp_path):
-    from edge_wbc.converters.modes import convert_keras
+    from edge_wbc.converters.modes import convert_keras, default_keep_float
     from edge_wbc.converters.pipeline import verify
     from edge_wbc.training import build_model
 
@@ -49,9 +51,12 @@ def test_registry_x_modes_convert(model_name, mode, calib, tmp_path):
     model = build_model(model_name, spec)
     opts = {"int8": {"io": "uint8"}, "int16x8": {"io": "float32"}}.get(mode, {})  # float modes take no options
     content = convert_keras(model, spec, mode, calib_images=calib, **opts)
-    info = verify(content, mode, opts)  # raises on wrong tensor types or float ops in int8
+    keep = default_keep_float(model) if mode == "int8" else None  # fieldnet's standardize stays in float
+    info = verify(content, mode, {**opts, "keep_float": keep} if keep else opts)  # wrong types, stray float ops
     if mode == "int8":
-        assert info["input_dtype"] == "uint8" and info["float_ops"] == []
+        kept = {o.split("#")[0] for o in info["float_ops"]}
+        assert info["input_dtype"] == "uint8" and (model_name == "fieldnet") == (keep == "standardize")
+        assert kept == (STANDARDIZE_OPS if keep else set())
         assert info["input_quantization"] == [1.0, 0.0]  # raw pixels in, unchanged
     (tmp_path / "m.tflite").write_bytes(content)
     p = TFLiteClassifier(tmp_path / "m.tflite", spec=spec).predict(calib[:4])

@@ -42,3 +42,18 @@ def test_keep_float_converts_that_layer_only(tiny_model_dir, data_root):
         convert_model_dir(tiny_model_dir, "int8", data=data_root, calib=50, allow_chance=True, min_agreement=0.0,
                           out_name="int8_bad", keep_float="no_such_layer", log=lambda s: None)
     assert not (tiny_model_dir / "int8_bad.tflite").exists()
+
+
+def test_a_field_model_keeps_its_standardization_in_float_unless_told_none(bloodmnist):
+    from edge_wbc.converters.modes import convert_keras, default_keep_float
+    from edge_wbc.converters.pipeline import verify
+    from edge_wbc.spec import ModelSpec
+    from edge_wbc.training import build_model
+
+    spec = ModelSpec("classification", 28, 28, tuple("abcdefgh"))
+    model = build_model("fieldnet", spec)
+    assert default_keep_float(model) == "standardize" and default_keep_float(build_model("wbcnet", spec)) is None
+    calib = bloodmnist.split("train").images[:16]
+    quantized = convert_keras(model, spec, "int8", calib_images=calib, io="uint8", keep_float="none")
+    assert verify(quantized, "int8", {"io": "uint8", "keep_float": "none"})["float_ops"] == []
+    # the default (standardize in float, the rest int8) is checked by test_convert's registry x modes matrix
