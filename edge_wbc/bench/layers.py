@@ -24,21 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ModelError
-from ..runtime import interpreter_backend
+from ..runtime.interpreter import preserving_interpreter
 from ..spec import ModelSpec, spec_path_for
 
 SKIP_OPS = ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
-
-
-def _interp(content: bytes):
-    Interp, _, _ = interpreter_backend()
-    mod = __import__(Interp.__module__, fromlist=["OpResolverType"])
-    kw = {"experimental_preserve_all_tensors": True}
-    if hasattr(mod, "OpResolverType"):
-        kw["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    it = Interp(model_content=content, **kw)
-    it.allocate_tensors()
-    return it
 
 
 def _op_outputs(it) -> list[dict]:
@@ -89,7 +78,7 @@ def _feed(it, img: np.ndarray) -> None:
 
 def layer_errors(int8_content: bytes, float_content: bytes, images: np.ndarray) -> list[dict]:
     """Per-layer error rows (worst SQNR first) of the int8 graph against the float graph on ``images``."""
-    qi, fi = _interp(int8_content), _interp(float_content)
+    qi, fi = preserving_interpreter(int8_content), preserving_interpreter(float_content)
     pairs = [(q, f) for q, f in match_tensors(_op_outputs(qi), _op_outputs(fi))
              if q["dtype"].kind in "iu" and f["dtype"].kind == "f"]
     if not pairs:

@@ -70,9 +70,9 @@ def _random_inputs(it) -> dict[int, np.ndarray]:
 
 def _tensor_values(content: bytes, inputs: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
     """Every tensor's value (by index) after one run of the whole model on ``inputs``."""
-    from .layers import _interp  # preserve_all_tensors, no default delegates
+    from ..runtime.interpreter import preserving_interpreter
 
-    it = _interp(content)
+    it = preserving_interpreter(content)
     for i, x in inputs.items():
         it.set_tensor(i, x)
     it.invoke()

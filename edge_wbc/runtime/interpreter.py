@@ -167,6 +167,19 @@ def interpreter_backend(prefer: str | None = None) -> tuple[type, str, str]:
     )
 
 
+def preserving_interpreter(content: bytes):
+    """An allocated interpreter that keeps every intermediate tensor (``experimental_preserve_all_tensors``),
+    without the default delegates (XNNPACK would fuse ops and hide their outputs): for per-layer reports."""
+    Interp, _, _ = interpreter_backend()
+    mod = __import__(Interp.__module__, fromlist=["OpResolverType"])
+    kw = {"experimental_preserve_all_tensors": True}
+    if hasattr(mod, "OpResolverType"):
+        kw["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interp(model_content=content, **kw)
+    it.allocate_tensors()
+    return it
+
+
 def check_tflite_file(path: Path) -> bytes:
     """Read a .tflite file and check that it is a TFLite flatbuffer ("TFL3")."""
     try:
