@@ -177,7 +177,7 @@ def check_threads(n: int) -> None:
     cores = os.cpu_count() or 1
     if n > cores:
         console.print(f"[yellow]warning:[/] --threads {n} is more than this machine's {cores} core(s); "
-                      f"latency usually gets worse, not better", highlight=False)
+                      f"latency usually gets worse, not better", highlight=False, soft_wrap=True)
 
 
 def deprecated(ctx, value, new: str, old: str):

@@ -91,7 +91,7 @@ def classified(result, clf, output: Path | None, json_out: Path | None = None) -
     outs = [display_name(p) for p in (output, json_out) if p]
     console.print(f"classified {result.n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version}), "
                   f"{result.n_uncertain} uncertain (temperature {r.temperature:.3g}, uncertain below {r.threshold:.2f})"
-                  + (f" -> {', '.join(outs)}" if outs else ""), highlight=False)
+                  + (f" -> {', '.join(outs)}" if outs else ""), highlight=False, soft_wrap=True)
 
 
 def sample_banner(info: dict, what: str) -> None:
@@ -207,7 +207,8 @@ def bundles(items: list[dict], out: Path) -> None:
 
 # ---- data -------------------------------------------------------------------------------------
 def data_info(root: Path, sources, rows: list[dict], env_var: str) -> None:
-    console.print("data is looked for in: " + " -> ".join(f"{k} ({v})" for k, v in sources), highlight=False)
+    console.print("data is looked for in: " + " -> ".join(f"{k} ({v})" for k, v in sources), highlight=False,
+                  soft_wrap=True)
     t = Table("dataset", "present", "path", "description", title=f"data root: {root}")
     for r in rows:
         t.add_row(r["dataset"], "yes" if r["present"] else "no", r["path"], r["description"])
