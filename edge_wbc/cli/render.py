@@ -160,7 +160,9 @@ def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
     how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
     if tile is None:
         how = "at the model's training scale (from each image's red cells, or --um-per-px)"
-    console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
+    console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False, soft_wrap=True)
+    if result.renamed:
+        console.print(f"[yellow]note:[/] {escape(result.renamed)}", highlight=False, soft_wrap=True)
 
 
 def reported(path: Path) -> None:
@@ -176,12 +178,19 @@ def counted(result, labels) -> None:
     cols = [*labels, UNCERTAIN]
     t = Table("file", "WBCs", *labels, UNCERTAIN)
     for r in report["images"]:
+        if r.get("error"):  # not read: no count, not a field without WBCs (the reason is listed below)
+            t.add_row(Path(r["file"]).name, "error", *["-" for _ in cols], style="red")
+            continue
         t.add_row(Path(r["file"]).name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
     t.add_row(
         "total %", str(sum(report["totals"].values())), *[f"{report['percent'][k]:.1f}" for k in cols], style="bold"
     )
     out_console.print(t)
+    if result.bad:
+        console.print(f"[yellow]{len(result.bad)} file(s) could not be counted:[/]", highlight=False)
     problems(result.bad)
+    if result.renamed:
+        console.print(f"[yellow]note:[/] {escape(result.renamed)}", highlight=False, soft_wrap=True)
 
 
 def calibrated(r) -> None:

@@ -1,0 +1,98 @@
+"""What a first-time user of classify / count / segment meets on odd inputs (shipped models, real images)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from edge_wbc.cli import app
+from edge_wbc.fileio import OutputStems
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _bad_files(tmp_path, data_root):
+    d = tmp_path / "bad"
+    d.mkdir()
+    jpg = (data_root / "bccd/BCCD/JPEGImages/BloodImage_00001.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(jpg[: len(jpg) // 3])
+    (d / "fake.jpg").write_text("not an image")
+    return d
+
+
+def test_count_table_marks_unreadable_files_as_errors_not_empty_fields(tmp_path, data_root):
+    d = _bad_files(tmp_path, data_root)
+    r = run("count", d, "--csv", tmp_path / "c.csv")
+    assert r.exit_code == 1, r.output
+    rows = [ln for ln in r.output.splitlines() if "truncated.jpg" in ln or "fake.jpg" in ln]
+    table = [ln for ln in rows if "│" in ln]
+    assert len(table) == 2 and all("│ error" in ln and "│ 0 " not in ln for ln in table), table
+    assert "2 file(s) could not be counted:" in r.output
+    assert "fake.jpg: not a recognised image file" in r.output and "truncated.jpg: cannot decode image" in r.output
+    with open(tmp_path / "c.csv", newline="") as fh:
+        body = list(csv.reader(fh))[1:]
+    assert [row[:-1] for row in body] == [[str(d / "fake.jpg")] + [""] * 9, [str(d / "truncated.jpg")] + [""] * 9]
+    assert body[0][-1].endswith("not a recognised image file (supported: JPEG, PNG, BMP, TIFF, GIF, WEBP)")
+
+
+def test_output_stems_never_repeat():
+    s = OutputStems()
+    assert [s("a/001.bmp"), s("a/001.png"), s("b/001.bmp"), s("c/001.BMP"), s("x/lympho.tif")] == [
+        "001", "001.png", "001.bmp", "001.BMP-2", "lympho"]
+    assert s.renamed == [("a/001.png", "001.png"), ("b/001.bmp", "001.bmp"), ("c/001.BMP", "001.BMP-2")]
+    note = s.note(".mask.png")
+    assert "3 input(s) share a file name" in note and "a/001.png -> 001.png.mask.png" in note
+    s.release("001.BMP-2")
+    assert s("d/001.bmp") == "001.bmp-2" and OutputStems().note("") is None
+
+
+def test_segment_and_count_keep_every_output_when_inputs_share_a_name(tmp_path, data_root):
+    # wbc_seg/dataset1 holds 001.bmp (the cell) beside 001.png (its mask): one stem, two inputs
+    src = data_root / "wbc_seg/dataset1"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    shutil.copy(src / "001.bmp", a / "001.bmp")
+    shutil.copy(src / "001.png", a / "001.png")
+    shutil.copy(src / "002.bmp", b / "001.bmp")
+    r = run("segment", a, b, "--out", tmp_path / "seg")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "seg").iterdir())
+    assert len(names) == 9 and {"001.mask.png", "001.png.mask.png", "001.bmp.overlay.png"} <= set(names), names
+    assert "2 input(s) share a file name with an earlier input" in r.output
+    # each overlay is its own input's (the cell, its grey mask, another cell), none written over
+    ov = [Image.open(tmp_path / "seg" / f"{s}.overlay.png").convert("RGB") for s in ("001", "001.png", "001.bmp")]
+    assert len({im.tobytes() for im in ov}) == 3
+    assert Image.open(tmp_path / "seg/001.bmp.overlay.png").size == Image.open(src / "002.bmp").size
+    r = run("count", a / "001.bmp", b / "001.bmp", "--out", tmp_path / "ann", "--json", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["001.bmp.count.jpg", "001.count.jpg"]
+    assert len(json.loads((tmp_path / "c.json").read_text())["images"]) == 2
+
+
+def test_a_field_whose_red_cells_give_an_out_of_range_scale_is_not_called_few_red_cells(data_root):
+    from edge_wbc.tasks.scale import field_scale
+
+    smear = Image.open(data_root / "bccd/BCCD/JPEGImages/BloodImage_00001.jpg").convert("RGB")
+    big = smear.resize((2560, 1920), Image.Resampling.BILINEAR)  # red cells ~420 px: 0.018 µm/px
+    fs = field_scale(big, 0.5)
+    assert fs.flags == ["scale_out_of_range"] and fs.source == "fallback" and fs.um_per_px == 0.5
+    assert fs.red_cells > 10 and "too few" not in fs.note
+    assert "outside 0.02-5.0" in fs.note and "µm per pixel" in fs.note and "--um-per-px" in fs.note
+    assert field_scale(smear, 0.5).flags == []  # the same field at its own size is estimated
+
+
+def test_classify_summary_is_one_line_in_a_pipe(data_root):
+    f = sorted((data_root / "pbc128/test/lymphocyte").glob("*.jpg"))[0]
+    r = run("classify", f)
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("classified 1 image(s)"))
+    assert line.endswith(")") and "uncertain below" in line, r.output
