@@ -96,3 +96,15 @@ def test_classify_summary_is_one_line_in_a_pipe(data_root):
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.output.splitlines() if ln.startswith("classified 1 image(s)"))
     assert line.endswith(")") and "uncertain below" in line, r.output
+
+
+def test_help_paragraphs_are_not_broken_at_the_docstring_wrap():
+    r = runner.invoke(app, ["classify", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    # the docstring breaks after "exposure," and "uncertain": the help shows each sentence whole
+    assert "too_small, grayscale, exposure, blur, noise, no_wbc" in r.output
+    assert "below the model's uncertain threshold (its one rule" in r.output
+    assert "Files are streamed one at a time" in text
+    r = runner.invoke(app, ["--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert "int8 bundle; or, with --method features" in r.output
