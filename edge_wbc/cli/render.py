@@ -177,11 +177,14 @@ def counted(result, labels) -> None:
     report = result.report
     cols = [*labels, UNCERTAIN]
     t = Table("file", "WBCs", *labels, UNCERTAIN)
-    for r in report["images"]:
+    names = [Path(r["file"]).name for r in report["images"]]
+    if len(set(names)) < len(names):  # a/1.jpg and b/1.jpg: the paths, or two rows would read alike
+        names = [r["file"] for r in report["images"]]
+    for name, r in zip(names, report["images"]):
         if r.get("error"):  # not read: no count, not a field without WBCs (the reason is listed below)
-            t.add_row(Path(r["file"]).name, "error", *["-" for _ in cols], style="red")
+            t.add_row(name, "error", *["-" for _ in cols], style="red")
             continue
-        t.add_row(Path(r["file"]).name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
+        t.add_row(name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
     t.add_row(
         "total %", str(sum(report["totals"].values())), *[f"{report['percent'][k]:.1f}" for k in cols], style="bold"
     )

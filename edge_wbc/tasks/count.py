@@ -351,7 +351,7 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
     results, bad = [], []
     images = FieldImages() if report_images else None
     stems = OutputStems()
-    for p in iter_inputs(paths):
+    for p in iter_inputs(paths, skip_dir=out):  # a rerun never counts its own annotated fields
         try:
             img = load_image(p)
             r = sc.count_image(p, img)

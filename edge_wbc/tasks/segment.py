@@ -151,7 +151,7 @@ def segment_paths(seg: TFLiteSegmenter, paths: Iterable[str | Path], out_dir: Pa
         raise ValueError(f"window {window} px applies to tiling only: tile the image, or leave the window out")
     res = SegmentResult()
     stems = OutputStems()
-    for p in iter_inputs(paths):
+    for p in iter_inputs(paths, skip_dir=out_dir):  # a rerun never segments its own masks and overlays
         img_stem = stems(p)
         try:
             res.files.append(segment_file(seg, p, out_dir, threshold, tile, min_area_frac, window, um_per_px,

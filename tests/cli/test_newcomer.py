@@ -76,6 +76,28 @@ def test_segment_and_count_keep_every_output_when_inputs_share_a_name(tmp_path, 
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["001.bmp.count.jpg", "001.count.jpg"]
     assert len(json.loads((tmp_path / "c.json").read_text())["images"]) == 2
+    rows = [ln for ln in r.output.splitlines() if "001.bmp" in ln and "│" in ln]  # the table names both paths
+    assert len(rows) == 2 and str(a / "001.bmp") in rows[0] and str(b / "001.bmp") in rows[1], rows
+
+
+def test_a_rerun_with_out_inside_the_inputs_does_not_read_its_own_outputs(tmp_path, data_root):
+    d = tmp_path / "cells"
+    d.mkdir()
+    shutil.copy(data_root / "wbc_seg/dataset1/001.bmp", d / "001.bmp")
+    for _ in range(2):
+        r = run("count", d, "--out", d / "ann", "--json", tmp_path / "c.json")
+        assert r.exit_code == 0, r.output
+    assert [i["file"] for i in json.loads((tmp_path / "c.json").read_text())["images"]] == [str(d / "001.bmp")]
+    assert sorted(p.name for p in (d / "ann").iterdir()) == ["001.count.jpg"]
+    s = tmp_path / "seg_in"  # (count's ann/ folder would be an input of segment)
+    s.mkdir()
+    shutil.copy(d / "001.bmp", s / "001.bmp")
+    for _ in range(2):
+        r = run("segment", s, "--out", s / "seg")
+        assert r.exit_code == 0 and "segmented 1 image(s)" in r.output, r.output
+    assert sorted(p.name for p in (s / "seg").iterdir()) == ["001.mask.png", "001.nucleus.png", "001.overlay.png"]
+    r = run("count", d / "ann", "--out", d / "ann", "--json", tmp_path / "c.json")  # named as the input: read
+    assert r.exit_code == 0 and len(json.loads((tmp_path / "c.json").read_text())["images"]) == 1, r.output
 
 
 def test_a_field_whose_red_cells_give_an_out_of_range_scale_is_not_called_few_red_cells(data_root):
