@@ -130,3 +130,16 @@ def test_help_paragraphs_are_not_broken_at_the_docstring_wrap():
     assert "Files are streamed one at a time" in text
     r = runner.invoke(app, ["--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert "int8 bundle; or, with --method features" in r.output
+
+
+def test_classify_json_entries_have_one_set_of_keys(tmp_path, data_root):
+    d = _bad_files(tmp_path, data_root)
+    shutil.copy(sorted((data_root / "pbc128/test/neutrophil").glob("*.jpg"))[0], d / "cell.jpg")
+    r = run("classify", d, "--json", tmp_path / "c.json", "--csv", tmp_path / "c.csv")
+    assert r.exit_code == 1, r.output
+    entries = json.loads((tmp_path / "c.json").read_text())["images"]
+    assert [e["file"].rsplit("/", 1)[-1] for e in entries] == ["cell.jpg", "fake.jpg", "truncated.jpg"]
+    assert len({tuple(e) for e in entries}) == 1, [sorted(e) for e in entries]  # a reader can index any entry
+    assert entries[1]["ood_score"] is None
+    assert entries[1]["error"].endswith("not a recognised image file (supported: JPEG, PNG, BMP, TIFF, GIF, WEBP)")
+    assert entries[0]["error"] is None and entries[0]["ood_score"] > 0
