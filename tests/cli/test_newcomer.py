@@ -143,3 +143,14 @@ def test_classify_json_entries_have_one_set_of_keys(tmp_path, data_root):
     assert entries[1]["ood_score"] is None
     assert entries[1]["error"].endswith("not a recognised image file (supported: JPEG, PNG, BMP, TIFF, GIF, WEBP)")
     assert entries[0]["error"] is None and entries[0]["ood_score"] > 0
+
+
+def test_count_help_shows_model_not_the_old_classifier_spelling(tmp_path, data_root):
+    r = runner.invoke(app, ["count", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert r.exit_code == 0 and "--model" in r.output and "--classif" not in r.output
+    cell = data_root / "wbc_seg/dataset1/001.bmp"
+    r = run("count", cell, "--classifier", "wbc_field_int8", "--json", tmp_path / "c.json")  # still works
+    assert r.exit_code == 0 and "--classifier is deprecated, use --model" in r.output, r.output
+    assert json.loads((tmp_path / "c.json").read_text())["models"]["classifier"].endswith("wbc_field_int8.tflite")
+    r = run("count", cell, "--classifier", "wbc_field_int8", "-m", "bccd4_int8")
+    assert r.exit_code == 2 and "--model bccd4_int8 and --classifier wbc_field_int8: give one" in r.output
