@@ -86,3 +86,42 @@ def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=path.suffix.lstrip(".").lower() or "png", **savefig_kwargs)
     return path
+
+
+class OutputStems:
+    """One output name stem per input file of a run, never the same twice: ``<stem>`` for the first input
+    of a name, then ``<stem>.<ext>`` (``lympho.webp`` beside ``lympho.tif``), then ``<stem>.<ext>-2`` ...
+    so that two inputs of one name (``001.bmp`` and its mask ``001.png``, ``a/1.jpg`` and ``b/1.jpg``) do
+    not write over each other's outputs in one ``--out`` folder. ``renamed`` lists (input, stem) of those
+    that did not get their plain stem."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.renamed: list[tuple[str, str]] = []
+
+    def __call__(self, path: str | Path) -> str:
+        p = Path(path)
+        cands = [p.stem, p.name] if p.suffix else [p.name]
+        stem = next((c for c in cands if c.lower() not in self.used), None)
+        k = 2
+        while stem is None:
+            c = f"{p.name}-{k}"
+            stem, k = (c if c.lower() not in self.used else None), k + 1
+        self.used.add(stem.lower())  # case-insensitive file systems (macOS, Windows) clash on case too
+        if stem != p.stem:
+            self.renamed.append((str(path), stem))
+        return stem
+
+    def release(self, stem: str) -> None:
+        """``stem`` was not written after all (the input could not be read): free it for a later input."""
+        self.used.discard(stem.lower())
+        self.renamed = [(src, s) for src, s in self.renamed if s != stem]
+
+    def note(self, suffix: str) -> str | None:
+        """One line naming the renamed outputs (``suffix``: what follows the stem, e.g. ``.mask.png``)."""
+        if not self.renamed:
+            return None
+        shown = ", ".join(f"{src} -> {stem}{suffix}" for src, stem in self.renamed[:3])
+        more = f" and {len(self.renamed) - 3} more" if len(self.renamed) > 3 else ""
+        return (f"{len(self.renamed)} input(s) share a file name with an earlier input; their outputs carry the "
+                f"extension (or a number) so that none is written over: {shown}{more}")

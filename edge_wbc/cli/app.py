@@ -7,10 +7,12 @@ turns it into ``error: <message>`` on stderr and exit code 2; nothing else in th
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup, TyperOption
@@ -26,6 +28,20 @@ def _flag_type(self, ctx):
 
 
 TyperOption.display_type_rich = _flag_type
+
+
+def _unwrap(paragraph: str) -> str:
+    """One help paragraph as one line: the docstrings are wrapped for the source (at 120 columns), and Typer's
+    rich mode kept those breaks, so `classify --help` showed ragged half-lines at every terminal width.
+    A paragraph that starts with ``\\b`` keeps its lines (Click's convention)."""
+    return paragraph if paragraph.lstrip("\n").startswith("\b") else " ".join(paragraph.split())
+
+
+if hasattr(typer.rich_utils, "_fix_linebreaks") and hasattr(typer.rich_utils, "_make_command_help"):
+    _make_command_help = typer.rich_utils._make_command_help
+    typer.rich_utils._fix_linebreaks = lambda paragraphs, markup_mode: "\n\n".join(map(_unwrap, paragraphs))
+    typer.rich_utils._make_command_help = lambda *, help_text, markup_mode: _make_command_help(
+        help_text=_unwrap(inspect.cleandoc(help_text).split("\n\n")[0]), markup_mode=markup_mode)
 
 console = Console(stderr=True)
 # Tables are wide: when stdout is not a terminal (CI logs, pipes) do not fold them to 80 columns.
@@ -177,7 +193,7 @@ def check_threads(n: int) -> None:
     cores = os.cpu_count() or 1
     if n > cores:
         console.print(f"[yellow]warning:[/] --threads {n} is more than this machine's {cores} core(s); "
-                      f"latency usually gets worse, not better", highlight=False)
+                      f"latency usually gets worse, not better", highlight=False, soft_wrap=True)
 
 
 def deprecated(ctx, value, new: str, old: str):

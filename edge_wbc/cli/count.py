@@ -26,9 +26,9 @@ def count(
         None, "--report", help="One self-contained HTML page (annotated fields, differential chart, models)."
     ),
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", "--classifier",
-        help="WBC crop classifier: .tflite or shipped name (default: wbc_field_int8). --classifier is the old name.",
+        None, "--model", "-m", help="WBC crop classifier: .tflite or shipped name (default: wbc_field_int8).",
     ),
+    classifier_old: Optional[str] = typer.Option(None, "--classifier", hidden=True, help="Deprecated: --model."),
     detector: Optional[str] = typer.Option(
         None,
         help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector; with "
@@ -66,7 +66,12 @@ def count(
     from ..runtime.nuclei import NUCLEI_DETECTOR
     from ..tasks.count import SmearCounter, count_paths
     from ..tasks.scale import check_um_per_px
+    from .app import deprecated
 
+    if classifier_old is not None:
+        if model is not None:
+            fail(f"--model {model} and --classifier {classifier_old}: give one (--classifier is the old name)")
+        model = deprecated(None, classifier_old, "--model", "--classifier")
     if um_per_px is not None:
         check_um_per_px(um_per_px)
     if window is not None and not tile:

@@ -91,7 +91,7 @@ def classified(result, clf, output: Path | None, json_out: Path | None = None) -
     outs = [display_name(p) for p in (output, json_out) if p]
     console.print(f"classified {result.n_ok} image(s) with {clf.path.name} ({clf.backend} {clf.backend_version}), "
                   f"{result.n_uncertain} uncertain (temperature {r.temperature:.3g}, uncertain below {r.threshold:.2f})"
-                  + (f" -> {', '.join(outs)}" if outs else ""), highlight=False)
+                  + (f" -> {', '.join(outs)}" if outs else ""), highlight=False, soft_wrap=True)
 
 
 def sample_banner(info: dict, what: str) -> None:
@@ -160,7 +160,9 @@ def segmented(result, seg, tile: bool, window: int | None, out: Path) -> None:
     how = f"tiled in {f'{window}x{window}' if window else size} px windows" if tile else f"resized to {size}"
     if tile is None:
         how = "at the model's training scale (from each image's red cells, or --um-per-px)"
-    console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False)
+    console.print(f"segmented {result.n} image(s), {how} -> {out}", highlight=False, soft_wrap=True)
+    if result.renamed:
+        console.print(f"[yellow]note:[/] {escape(result.renamed)}", highlight=False, soft_wrap=True)
 
 
 def reported(path: Path) -> None:
@@ -175,13 +177,23 @@ def counted(result, labels) -> None:
     report = result.report
     cols = [*labels, UNCERTAIN]
     t = Table("file", "WBCs", *labels, UNCERTAIN)
-    for r in report["images"]:
-        t.add_row(Path(r["file"]).name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
+    names = [Path(r["file"]).name for r in report["images"]]
+    if len(set(names)) < len(names):  # a/1.jpg and b/1.jpg: the paths, or two rows would read alike
+        names = [r["file"] for r in report["images"]]
+    for name, r in zip(names, report["images"]):
+        if r.get("error"):  # not read: no count, not a field without WBCs (the reason is listed below)
+            t.add_row(name, "error", *["-" for _ in cols], style="red")
+            continue
+        t.add_row(name, str(len(r["cells"])), *[str(r["counts"].get(k, 0)) for k in cols])
     t.add_row(
         "total %", str(sum(report["totals"].values())), *[f"{report['percent'][k]:.1f}" for k in cols], style="bold"
     )
     out_console.print(t)
+    if result.bad:
+        console.print(f"[yellow]{len(result.bad)} file(s) could not be counted:[/]", highlight=False)
     problems(result.bad)
+    if result.renamed:
+        console.print(f"[yellow]note:[/] {escape(result.renamed)}", highlight=False, soft_wrap=True)
 
 
 def calibrated(r) -> None:
@@ -207,7 +219,8 @@ def bundles(items: list[dict], out: Path) -> None:
 
 # ---- data -------------------------------------------------------------------------------------
 def data_info(root: Path, sources, rows: list[dict], env_var: str) -> None:
-    console.print("data is looked for in: " + " -> ".join(f"{k} ({v})" for k, v in sources), highlight=False)
+    console.print("data is looked for in: " + " -> ".join(f"{k} ({v})" for k, v in sources), highlight=False,
+                  soft_wrap=True)
     t = Table("dataset", "present", "path", "description", title=f"data root: {root}")
     for r in rows:
         t.add_row(r["dataset"], "yes" if r["present"] else "no", r["path"], r["description"])

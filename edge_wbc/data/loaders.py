@@ -71,15 +71,25 @@ def load_bloodmnist(path: str | Path) -> Dataset:
 
 # ---- folder trees -----------------------------------------------------------------------------
 def iter_image_files(root: Path, follow_symlinks: bool = True,
-                     onerror: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+                     onerror: Callable[[Path, OSError], None] | None = None,
+                     skip_dir: str | Path | None = None) -> Iterator[Path]:
     """Sorted, streaming walk for image files (by extension; hidden files such as ``._x.jpg`` are skipped).
 
     A directory reached twice (a symlink loop, or two links to one folder) is walked once. A
     symlink with an image extension whose target is missing or loops is yielded, so the caller
     reports it instead of it silently disappearing. A directory that cannot be listed is passed to
     ``onerror(path, error)``; without ``onerror`` it raises :class:`DataError` (never skipped silently).
+    ``skip_dir``: a folder below ``root`` that is not walked (a command's own ``--out`` folder inside its
+    inputs: a second run must not read its annotated copies back as inputs).
     """
     seen: set[tuple[int, int]] = set()
+    skip: set[tuple[int, int]] = set()
+    if skip_dir is not None:
+        try:
+            st = os.stat(skip_dir)
+            skip.add((st.st_dev, st.st_ino))
+        except OSError:  # not made yet: nothing of it to skip
+            pass
 
     def failed(d: Path, e: OSError) -> None:
         if onerror is None:
@@ -93,7 +103,7 @@ def iter_image_files(root: Path, follow_symlinks: bool = True,
             failed(d, e)
             return
         key = (st.st_dev, st.st_ino)
-        if key in seen:
+        if key in seen or (key in skip and d != Path(root)):
             return
         seen.add(key)
         try:
@@ -431,17 +441,19 @@ def describe(root: Path) -> list[dict]:
     return rows
 
 
-def iter_inputs(paths: Iterable[str | Path], onerror: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+def iter_inputs(paths: Iterable[str | Path], onerror: Callable[[Path, OSError], None] | None = None,
+                skip_dir: str | Path | None = None) -> Iterator[Path]:
     """Expand files and directories (recursively, sorted, symlink-loop safe) into image paths.
 
     A generator all the way down: paths are produced one at a time, never collected, so a run over
     any number of files holds one directory listing at a time. Files named explicitly are yielded
     whatever their extension or state (a missing or bad file is reported by the caller, not dropped);
-    ``onerror`` as in :func:`iter_image_files`.
+    ``onerror`` and ``skip_dir`` (the command's output folder, not walked when it lies inside an input
+    folder; named as an input itself, it is read) as in :func:`iter_image_files`.
     """
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            yield from iter_image_files(p, onerror=onerror)
+            yield from iter_image_files(p, onerror=onerror, skip_dir=skip_dir)
         else:
             yield p

@@ -32,7 +32,9 @@ def read_labels(path: str | Path) -> tuple[str, ...]:
         raise ModelError(f"{p}: labels file is empty")
     if len(set(labels)) != len(labels):
         dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise ModelError(f"{p}: labels file repeats {dup}")
+        shown = ", ".join(repr(x[:40]) for x in dup[:3]) + (f" and {len(dup) - 3} more" if len(dup) > 3 else "")
+        raise ModelError(f"{p}: labels file repeats {shown} ({len(labels)} lines; it takes one class name a "
+                         "line, each once, in the model's class order)")
     return labels
 
 

@@ -58,7 +58,7 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
             result.bad.append((name, derr))
             if entries is not None:
                 entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "flags": [],
-                                "error": derr})
+                                "ood_score": None, "error": derr})
             yield [name, "", "", *blank, "", derr]
 
     answerer = CellAnswerer(clf, abstain=abstain)
@@ -70,7 +70,7 @@ def iter_rows(clf: TFLiteClassifier, paths: Iterable[str | Path], result: Classi
             result.bad.append((name, err))
             if entries is not None:
                 entries.append({"file": name, "prediction": None, "confidence": None, "probs": None, "flags": [],
-                                "error": err})
+                                "ood_score": None, "error": err})
             yield [name, "", "", *blank, "", err]
         else:
             result.n_ok += 1

@@ -325,8 +325,11 @@ def write_outputs(report: dict, labels, json_out: Path | None, csv_out: Path | N
             w = csv.writer(fh)
             w.writerow(["file", "width", "height", "cells", *cols, "error"])
             for r in report["images"]:
+                if r.get("error"):  # not read: blank counts (as classify's CSV), not a field without WBCs
+                    w.writerow([r["file"], "", "", "", *["" for _ in cols], r["error"]])
+                    continue
                 w.writerow([r["file"], r.get("width", ""), r.get("height", ""), len(r.get("cells", [])),
-                            *[r.get("counts", {}).get(c, 0) for c in cols], r.get("error", "")])
+                            *[r.get("counts", {}).get(c, 0) for c in cols], ""])
 
 
 @dataclass
@@ -334,6 +337,7 @@ class CountResult:
     report: dict  # ``summarize``: images, totals, percent (the --json output)
     bad: list[str] = field(default_factory=list)
     images: object = None  # report.FieldImages when an HTML report was asked for
+    renamed: str | None = None  # a note when inputs of one name got distinct --out names (OutputStems)
 
 
 def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None = None, json_out: Path | None = None,
@@ -341,16 +345,18 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
     """Count every smear of ``paths``; annotated PNGs into ``out``, the report to ``json_out`` / ``csv_out``;
     with ``report_images`` the annotated fields for the HTML report (:func:`write_report`), kept small."""
     from ..data import iter_inputs
+    from ..fileio import OutputStems
     from .report import FieldImages, draw_cells
 
     results, bad = [], []
     images = FieldImages() if report_images else None
-    for p in iter_inputs(paths):
+    stems = OutputStems()
+    for p in iter_inputs(paths, skip_dir=out):  # a rerun never counts its own annotated fields
         try:
             img = load_image(p)
             r = sc.count_image(p, img)
             if out:
-                sc.annotate(img, r, out / f"{p.stem}.count.jpg")
+                sc.annotate(img, r, out / f"{stems(p)}.count.jpg")
             if images is not None:
                 images.add(draw_cells(img, r["cells"], numbered=True))
         except ImageError as e:
@@ -364,7 +370,7 @@ def count_paths(sc: SmearCounter, paths: Iterable[str | Path], out: Path | None 
     report = summarize(results, sc.clf.labels)
     report["models"], report["settings"] = sc.models(), sc.settings()  # which detector ran, and how
     write_outputs(report, sc.clf.labels, json_out, csv_out)
-    return CountResult(report, bad, images)
+    return CountResult(report, bad, images, stems.note(".count.jpg"))
 
 
 def write_report(sc: SmearCounter, result: CountResult, path: Path, source: str | None = None) -> None:

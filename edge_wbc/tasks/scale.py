@@ -367,6 +367,14 @@ def field_scale(img: Image.Image, fallback_um: float, given: float | None = None
         fs = FieldScale(check_um_per_px(given), "given", 1.0, est.red_cells, flags)
     elif est.ok and (max(img.size) > single_cell_max_side or est.red_cells >= SMALL_MIN_RED_CELLS):
         fs = FieldScale(est.um_per_px, "estimated", est.confidence, est.red_cells, flags)
+    elif est.reason == "scale_out_of_range" and max(img.size) > single_cell_max_side:
+        # enough red cells, but their size gives a scale outside UM_PER_PX_RANGE (not "too few red cells")
+        lo, hi = UM_PER_PX_RANGE
+        flags.append("scale_out_of_range")
+        fs = FieldScale(fallback_um, "fallback", 0.0, est.red_cells, flags,
+                        f"red cells of {est.rbc_px:.0f} px ({est.red_cells:.1f} found) give "
+                        f"{RBC_UM / est.rbc_px:.3g} µm per pixel, outside {lo}-{hi}: processed at the model's "
+                        "training scale (give the scale with --um-per-px, or resize the image)")
     else:
         single = max(img.size) <= single_cell_max_side
         kind = "single_cell" if single else "few_red_cells" if est.red_cells >= SOME_RED_CELLS else "no_red_cells"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..defaults import CELL_SEGMENTER_UM_PER_PX, DETECTION_MIN_AREA_FRAC, MASK_THRESHOLD, SPECK_FRAC
 from ..errors import ImageError
-from ..fileio import atomic_open, fsync_dir
+from ..fileio import OutputStems, atomic_open, fsync_dir
 from ..preprocess import load_image
 from ..runtime.components import component_boxes, drop_small, label_components  # noqa: F401 (re-exported)
 from ..runtime.segmenter import TFLiteSegmenter
@@ -107,16 +107,17 @@ def segment_scaled(seg: TFLiteSegmenter, img: Image.Image, threshold: float = MA
 
 def segment_file(seg: TFLiteSegmenter, path: Path, out_dir: Path, threshold: float = MASK_THRESHOLD,
                  tile: bool | None = False, min_area_frac: float = SPECK_FRAC, window: int | None = None,
-                 um_per_px: float | None = None) -> dict:
+                 um_per_px: float | None = None, stem: str | None = None) -> dict:
     """Masks and overlay of one image: ``tile=None`` at the segmenter's scale (``segment_scaled``),
-    ``True`` / ``False`` the expert modes (native-scale windows / the whole image resized)."""
+    ``True`` / ``False`` the expert modes (native-scale windows / the whole image resized); the files are
+    ``<stem>.mask.png`` ... (``stem``: the input's own stem by default)."""
     img = load_image(path)
     fs = None
     if tile is None:
         wbc, nucleus, fs = segment_scaled(seg, img, threshold, min_area_frac, um_per_px)
     else:
         wbc, nucleus = segment_maps(seg, img, threshold, tile, min_area_frac, window)
-    stem = Path(path).stem
+    stem = stem or Path(path).stem
     save_png(Image.fromarray((wbc * 255).astype(np.uint8), "L"), out_dir / f"{stem}.mask.png", batch=True)
     if nucleus is not None:
         save_png(Image.fromarray((nucleus * 255).astype(np.uint8), "L"), out_dir / f"{stem}.nucleus.png", batch=True)
@@ -137,6 +138,7 @@ class SegmentResult:
     n: int = 0
     bad: list[str] = field(default_factory=list)  # one message per image that could not be used
     files: list[dict] = field(default_factory=list)
+    renamed: str | None = None  # a note when inputs of one name got distinct output names (OutputStems)
 
 
 def segment_paths(seg: TFLiteSegmenter, paths: Iterable[str | Path], out_dir: Path, threshold: float = MASK_THRESHOLD,
@@ -148,12 +150,17 @@ def segment_paths(seg: TFLiteSegmenter, paths: Iterable[str | Path], out_dir: Pa
     if window is not None and not tile:
         raise ValueError(f"window {window} px applies to tiling only: tile the image, or leave the window out")
     res = SegmentResult()
-    for p in iter_inputs(paths):
+    stems = OutputStems()
+    for p in iter_inputs(paths, skip_dir=out_dir):  # a rerun never segments its own masks and overlays
+        img_stem = stems(p)
         try:
-            res.files.append(segment_file(seg, p, out_dir, threshold, tile, min_area_frac, window, um_per_px))
+            res.files.append(segment_file(seg, p, out_dir, threshold, tile, min_area_frac, window, um_per_px,
+                                          img_stem))
             res.n += 1
         except ImageError as e:
+            stems.release(img_stem)  # nothing written under it
             res.bad.append(str(e))
+    res.renamed = stems.note(".mask.png")
     if res.n:
         fsync_dir(out_dir)
     return res

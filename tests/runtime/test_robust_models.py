@@ -116,7 +116,10 @@ def test_model_json_not_json(tmp_path):
 @pytest.mark.parametrize("content,needle", [
     (b"\xff\xfebasophil\n", "labels file is not UTF-8 text"),
     (b"\n \n\n", "labels file is empty"),
-    (b"a\nb\nc\nd\ne\nf\ng\na\n", "labels file repeats ['a']"),
+    (b"a\nb\nc\nd\ne\nf\ng\na\n", "labels file repeats 'a' (8 lines; it takes one class name a line"),
+    # a JSON file given as --labels: three repeats shown, not every repeated line
+    (b"{\n" + b'  "x": 1,\n' * 40 + b'  "y": 2,\n' * 3 + b"  {\n  }\n  {\n  }\n}\n",
+     """labels file repeats '"x": 1,', '"y": 2,', '{' and 1 more (49 lines;"""),
     (b"a\nb\nc\n", "has 3 labels but bloodmnist_int8.tflite has 8 classes"),
 ])
 def test_bad_labels_files(tmp_path, content, needle):
