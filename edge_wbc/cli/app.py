@@ -38,10 +38,23 @@ def _unwrap(paragraph: str) -> str:
 
 
 if hasattr(typer.rich_utils, "_fix_linebreaks") and hasattr(typer.rich_utils, "_make_command_help"):
-    _make_command_help = typer.rich_utils._make_command_help
-    typer.rich_utils._fix_linebreaks = lambda paragraphs, markup_mode: "\n\n".join(map(_unwrap, paragraphs))
-    typer.rich_utils._make_command_help = lambda *, help_text, markup_mode: _make_command_help(
-        help_text=_unwrap(inspect.cleandoc(help_text).split("\n\n")[0]), markup_mode=markup_mode)
+    # private Typer functions (0.29): if a later Typer calls them differently, fall back to its own
+    _fix_linebreaks, _make_command_help = typer.rich_utils._fix_linebreaks, typer.rich_utils._make_command_help
+
+    def _fix(*args, **kw):
+        try:
+            return "\n\n".join(map(_unwrap, kw.get("paragraphs", args[0] if args else None)))
+        except Exception:  # noqa: BLE001
+            return _fix_linebreaks(*args, **kw)
+
+    def _command_help(*args, **kw):
+        try:
+            kw = {**kw, "help_text": _unwrap(inspect.cleandoc(kw["help_text"]).split("\n\n")[0])}
+        except Exception:  # noqa: BLE001
+            pass
+        return _make_command_help(*args, **kw)
+
+    typer.rich_utils._fix_linebreaks, typer.rich_utils._make_command_help = _fix, _command_help
 
 console = Console(stderr=True)
 # Tables are wide: when stdout is not a terminal (CI logs, pipes) do not fold them to 80 columns.
