@@ -15,11 +15,11 @@ of the whole model's p50); ``edge-wbc inspect --time --plot`` puts it under the 
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 
 from ..runtime import interpreter_backend
+from .clocks import CLOCKS
 
 
 def _flatbuffer_utils():
@@ -99,9 +99,6 @@ def _ready(content: bytes, threads: int, values: dict[int, np.ndarray] | None = 
     for d in it.get_input_details():
         it.set_tensor(d["index"], values.get(d["index"], rand[d["index"]]))
     return it
-
-
-CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
 
 
 def interleaved_p50(interpreters: list, runs: int, warmup: int, burst: int = 5, clock: str = "wall") -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from ..bench.layertime import CLOCKS
+from ..bench.clocks import CLOCKS
 from ..converters.modes import CONVERT_MODES, IO_TYPES
 
 Mode = Enum("Mode", {m: m for m in CONVERT_MODES}, type=str)
