@@ -135,10 +135,11 @@ def _finish(row: dict, res: dict) -> None:
         row["gmac_per_s"] = row["macs"] / (row["latency_ms"]["p50"] / 1e3) / 1e9
 
 
-def _image_files(split, tmp: Path) -> list[str]:
-    """The split's original image files (folder datasets); lossless PNGs of its pixels where it has none (npz)."""
+def _image_files(split, tmp: Path) -> tuple[list[str], bool]:
+    """The split's original image files (folder datasets), True; else lossless PNGs of its pixels (npz: at the
+    model's input, any crop already cut), False."""
     if split.ids and all(Path(i).is_file() for i in split.ids):
-        return [str(Path(i).resolve()) for i in split.ids]
+        return [str(Path(i).resolve()) for i in split.ids], True
     from PIL import Image
 
     d = tmp / "png"
@@ -148,7 +149,7 @@ def _image_files(split, tmp: Path) -> list[str]:
         f = d / f"{i:06d}.png"
         Image.fromarray(im.squeeze() if im.shape[-1] == 1 else im).save(f)
         out.append(str(f))
-    return out
+    return out, False
 
 
 def _load_spec(path: Path) -> ModelSpec:
@@ -298,7 +299,8 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                 raise DataError(f"--resize {f}: the {cfg.split} split came back in another order")
             resized[f] = tmp / f"images_{f}.npy"
             np.save(resized[f], rs.images)
-        files = _image_files(split, tmp) if "mediapipe" in cfg.clients else []
+        files, originals = _image_files(split, tmp) if "mediapipe" in cfg.clients else ([], False)
+        rois: dict[tuple, list | None] = {}  # per (crop, crop_model, crop_ratio): the same for every variant
         for vi, v in enumerate(variants):
             sp = specs[v]
             for threads in cfg.threads:
@@ -370,9 +372,10 @@ def _run_group(variants: list[Path], specs: dict, cfg: BenchConfig, progress) ->
                         from .clients import mediapipe_rois, run_mediapipe
 
                         # the WBC square of a crop model, on the original files (npz PNGs are crops already)
-                        originals = bool(split.ids) and files[0] == str(Path(split.ids[0]).resolve())
-                        rois = mediapipe_rois(files, sp) if originals else None
-                        j2.update(model=str(v), files=files, num_classes=len(ds.labels), rois=rois)
+                        key = (sp.crop, sp.crop_model, sp.crop_ratio)
+                        if key not in rois:
+                            rois[key] = mediapipe_rois(files, sp) if originals else None
+                        j2.update(model=str(v), files=files, num_classes=len(ds.labels), rois=rois[key])
                         jf = Path(j2["out"]).with_suffix(".job.json")
                         jf.write_text(json.dumps(j2))
                         res = run_mediapipe(jf, cfg.timeout_s)
