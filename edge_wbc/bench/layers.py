@@ -226,8 +226,8 @@ def field_windows(spec: ModelSpec, n: int, split: str, data=None) -> np.ndarray:
     return np.stack(out)
 
 
-def folder_images(folder: Path, model: Path, n: int) -> np.ndarray:
-    """The first ``n`` image files of ``folder`` (sorted), each resized as ``model``'s spec says."""
+def folder_images(folder: Path, spec: ModelSpec, n: int) -> np.ndarray:
+    """The first ``n`` image files of ``folder`` (sorted), each resized as ``spec`` says."""
     from ..preprocess import is_image_file, preprocess
 
     folder = Path(folder)
@@ -236,16 +236,11 @@ def folder_images(folder: Path, model: Path, n: int) -> np.ndarray:
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))[:n]
     if not files:
         raise DataError(f"--images {folder}: no image files there")
-    int8, _ = resolve_pair(model, None) if Path(model).is_dir() else (Path(model), None)
-    try:
-        spec = ModelSpec.load(spec_path_for(int8))
-    except Exception as e:  # SpecError or OSError
-        raise ModelError(f"{int8}: {e}") from None
     return np.stack([preprocess(f, spec) for f in files])
 
 
 def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, split: str = "val",
-                  data: str | None = None, images: np.ndarray | None = None) -> dict:
+                  data: str | None = None, images: np.ndarray | None = None, images_dir: Path | None = None) -> dict:
     """The ``edge-wbc inspect`` report for one int8 model: per-layer rows and what they were measured on."""
     from ..data import load_dataset
 
@@ -254,6 +249,8 @@ def inspect_model(path: Path, *, float_path: Path | None = None, n: int = 64, sp
         spec = ModelSpec.load(spec_path_for(int8))
     except Exception as e:  # SpecError or OSError
         raise ModelError(f"{int8}: {e}") from None
+    if images is None and images_dir is not None:
+        images = folder_images(images_dir, spec, n)
     if images is None:
         if spec.crop == "wbc":  # a field model: the WBC-centred crops of its sources
             from ..tasks.cellsets import load_for_spec as load_dataset  # noqa: F811

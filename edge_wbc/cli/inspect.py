@@ -40,13 +40,8 @@ def inspect(
     from ..bench.layers import inspect_model, plot_sqnr
     from ..fileio import atomic_write_text
 
-    images = None
-    if images_dir is not None:
-        from ..bench.layers import folder_images
-
-        images = folder_images(images_dir, model, n)
     rep = inspect_model(model, float_path=float_model, n=n, split=split.value, data=str(data) if data else None,
-                        images=images)
+                        images_dir=images_dir)
     t = Table(title=f"{Path(rep['model']).name} vs {rep['float_how']}; {rep['images']}")
     for c in ("depth", "layer", "op", "SQNR dB", "cosine", "max err (steps)", "clipped %"):
         t.add_column(c, justify="left" if c in ("layer", "op") else "right")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from edge_wbc.bench.layers import layer_errors, layer_name, match_tensors, resolve_pair
 from edge_wbc.cli import app
 from edge_wbc.errors import ModelError
+from edge_wbc.spec import ModelSpec
 
 ASSETS = Path(__file__).resolve().parents[2] / "android_assets"
 runner = CliRunner()
@@ -211,13 +212,14 @@ def test_inspect_on_a_folder_of_images(tmp_path, data_root):
     for f in sorted((data_root / "pbc128" / "test" / "neutrophil").glob("*.jpg"))[:3]:
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "notes.txt").write_text("not an image")
-    x = folder_images(tmp_path, ASSETS / "bloodmnist_int8.tflite", 2)
+    spec = ModelSpec.load(ASSETS / "bloodmnist_int8.json")
+    x = folder_images(tmp_path, spec, 2)
     assert x.shape == (2, 28, 28, 3) and x.dtype == np.uint8
     with pytest.raises(DataError, match="notes.txt: not a folder"):
-        folder_images(tmp_path / "notes.txt", ASSETS / "bloodmnist_int8.tflite", 2)
+        folder_images(tmp_path / "notes.txt", spec, 2)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty: no image files there"):
-        folder_images(tmp_path / "empty", ASSETS / "bloodmnist_int8.tflite", 2)
+        folder_images(tmp_path / "empty", spec, 2)
     r = runner.invoke(app, ["inspect", str(ASSETS / "bloodmnist_int8.tflite"), "-n", "3", "--images", str(tmp_path),
                             "--float", str(ASSETS / "bloodmnist_float16.tflite"), "--json", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
