@@ -14,7 +14,8 @@ a flat image with no contrast), ``blur`` (focus below every training source), ``
 CellaVision-style single-cell frames of 300-363 px are below the size rule; in a large image the
 WBC finder's box is coarse, so its largest stained nucleus is measured too, see
 :func:`edge_wbc.tasks.cells.locate_wbc`: a nucleus under ``min_field_nucleus_share`` of the shorter side,
-or several WBC-sized nuclei, is a field).
+or several WBC-sized nuclei, is a field; so is a view at least ``min_field_view_um`` wide with at least
+``min_field_red_cells`` red cells, :func:`wide_view`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class QualityLimits:
     #: than this share of the shorter side: 0.5 x the smallest share on the training crops where it could be
     #: measured (0.297; 25 of 450 PBC, BCCD and wbc_seg train crops have a red-cell scale and a nucleus)
     min_field_nucleus_share: float = 0.15
+    #: ... or its red-cell scale says it is a wide view: its shorter side spans at least this many µm and it
+    #: holds at least ``min_field_red_cells`` red-cell discs. A single-cell frame (CellaVision's 360 px) spans
+    #: about 36 µm and some 5-20 red cells; chosen above the training crops (PBC, BCCD, wbc_seg train crops
+    #: upscaled to 448 px: 4 of 152 PBC and none of the others reach both) and the BCCD train / val fields of
+    #: one WBC (whose view is a single-cell frame's: 20-60 µm, answered as one cell)
+    min_field_view_um: float = 80.0
+    min_field_red_cells: float = 60.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> QualityLimits:
@@ -101,6 +109,12 @@ def find_flags(find, image_size: tuple[int, int], limits: QualityLimits = DEFAUL
     return []
 
 
+def wide_view(view_um: float | None, red_cells: float, limits: QualityLimits = DEFAULT_LIMITS) -> bool:
+    """A large image whose red cells say it is a wide field of view (``view_um``: its shorter side in µm,
+    None without a red-cell scale), not a single-cell frame."""
+    return view_um is not None and view_um >= limits.min_field_view_um and red_cells >= limits.min_field_red_cells
+
+
 def fit_limits(per_source: dict[str, list[dict]], margin: float = 0.5) -> QualityLimits:
     """Limits just outside every training source: ``margin`` x the lowest 0.5th percentile of the
     lower-bounded measures, 1/``margin`` x the highest 99.5th percentile of the upper-bounded ones."""
@@ -119,5 +133,7 @@ def fit_limits(per_source: dict[str, list[dict]], margin: float = 0.5) -> Qualit
         max_field_wbc_side=d.max_field_wbc_side,
         field_min_side=d.field_min_side,
         min_field_nucleus_share=d.min_field_nucleus_share,
+        min_field_view_um=d.min_field_view_um,
+        min_field_red_cells=d.min_field_red_cells,
     )
 

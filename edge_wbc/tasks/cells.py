@@ -23,10 +23,10 @@ from ..defaults import DETECTOR_UM_PER_PX
 from ..errors import ImageError
 from ..preprocess import load_image
 from ..runtime import TFLiteClassifier
-from ..runtime.quality import QualityLimits, find_flags, image_flags
+from ..runtime.quality import QualityLimits, find_flags, image_flags, wide_view
 from ..runtime.rule import UNCERTAIN
 from .fieldsets import detect_nuclei_at
-from .scale import estimate_scale
+from .scale import ScaleEstimate, estimate_scale
 
 
 @dataclass
@@ -47,7 +47,8 @@ class CellAnswerer:
 
     def answer_image(self, img: Image.Image) -> CellAnswer:
         spec = self.clf.spec
-        loc = large_image_wbc(self.clf, img, self.limits)
+        est = large_image_scale(self.clf, img, self.limits)
+        loc = locate_wbc(img, est) if est is not None else None
         pred = self.clf.predict_image(img, box=loc.box if loc is not None else None)
         raw, find, x, side = pred.probs, pred.find, pred.pixels, min(pred.input_size)
         if not self.abstain:
@@ -59,6 +60,9 @@ class CellAnswerer:
             flags = ["not_a_single_cell"] if several else []
         else:
             flags = find_flags(find, img.size, self.limits)
+        if est is not None and est.ok and "not_a_single_cell" not in flags and wide_view(
+                min(img.size) * est.um_per_px, est.red_cells, self.limits):
+            flags = [f for f in flags if f != "no_wbc"] + ["not_a_single_cell"]  # a wide field of view
         flags += image_flags(x, side, spec.input_height, self.limits)
         score = None
         if self.clf.ood is not None and pred.features is not None:
@@ -83,22 +87,29 @@ class NucleusLocate:
     wbc_sized: int  # nuclei at least half as large as it (a field holds several WBCs)
 
 
+def large_image_scale(clf: TFLiteClassifier, img: Image.Image, limits: QualityLimits) -> ScaleEstimate | None:
+    """The red-cell scale of ``img`` when a WBC-centred crop model is given a large image (at least
+    ``limits.field_min_side`` px); None for a smaller image or another kind of model."""
+    if clf.spec.crop != "wbc" or min(img.size) < limits.field_min_side:
+        return None
+    return estimate_scale(img if img.mode == "RGB" else img.convert("RGB"))
+
+
 def large_image_wbc(clf: TFLiteClassifier, img: Image.Image, limits: QualityLimits) -> NucleusLocate | None:
     """Where a WBC-centred crop model's crop of ``img`` is cut, when ``img`` is large (at least
     ``limits.field_min_side`` px): at its largest stained nucleus (:func:`locate_wbc`); None for a smaller
     image, another kind of model, or no nucleus found (then the segmenter's find, as for training crops)."""
-    if clf.spec.crop != "wbc" or min(img.size) < limits.field_min_side:
-        return None
-    return locate_wbc(img)
+    est = large_image_scale(clf, img, limits)
+    return locate_wbc(img, est) if est is not None else None
 
 
-def locate_wbc(img: Image.Image) -> NucleusLocate | None:
+def locate_wbc(img: Image.Image, est: ScaleEstimate | None = None) -> NucleusLocate | None:
     """The largest stained nucleus of ``img`` (:mod:`edge_wbc.runtime.nuclei` on the image resampled to the
-    field detector's scale with its red-cell estimate), or None without a red-cell estimate (most
-    single-cell crops) or a nucleus. In a large image the WBC segmenter's find is coarse (it sees the image
-    squeezed to its input); this is where the crop of a large image is cut."""
+    field detector's scale with its red-cell estimate ``est``, measured here when not given), or None without
+    a red-cell estimate (most single-cell crops) or a nucleus. In a large image the WBC segmenter's find is
+    coarse (it sees the image squeezed to its input); this is where the crop of a large image is cut."""
     img = img if img.mode == "RGB" else img.convert("RGB")
-    est = estimate_scale(img)
+    est = estimate_scale(img) if est is None else est
     if not est.ok:
         return None
     found = detect_nuclei_at(img, est.um_per_px / DETECTOR_UM_PER_PX)

@@ -130,8 +130,28 @@ def test_large_images_are_cropped_at_their_stained_nucleus(data_root, pbc_files)
     a = answerer.answer_image(pig)
     assert a.prediction == "uncertain" and "not_a_single_cell" in a.flags
 
+    # a smartphone field where the nucleus rule finds no nucleus (the segmenter's coarse find said one WBC,
+    # and the cell was answered `neutrophil` before session 18): its red cells say it is 277 µm wide
+    wide = Image.open(next((data_root / "smartphone_pig" / "test" / "images").glob("416_*.jpg"))).convert("RGB")
+    assert locate_wbc(wide) is None
+    a = answerer.answer_image(wide)
+    assert a.prediction == "uncertain" and a.flags == ["not_a_single_cell"]
+
     for p in pbc_files["neutrophil"][:3]:
         crop = Image.open(p).convert("RGB").resize((432, 432), Image.Resampling.BICUBIC)
         assert locate_wbc(crop) is None  # too few red cells for a scale: the segmenter's find, as before
         assert "not_a_single_cell" not in answerer.answer_image(crop).flags
     assert locate_wbc(Image.new("RGB", (500, 500), (230, 220, 225))) is None
+
+
+def test_wide_view_needs_both_a_wide_view_and_many_red_cells():
+    """A large image is a field by its red cells only when its shorter side spans at least 80 µm and it
+    holds at least 60 red-cell discs; no scale (None) is never a wide view."""
+    from edge_wbc.runtime.quality import QualityLimits, wide_view
+
+    assert wide_view(80.0, 60.0) and wide_view(277.0, 849.0)
+    assert not wide_view(79.9, 849.0)  # a single-cell frame's view, however many discs the mask holds
+    assert not wide_view(277.0, 59.9)  # few red cells: a sparse or misread image, not a field by this rule
+    assert not wide_view(None, 1000.0)
+    lim = QualityLimits.from_dict({"min_field_view_um": 200.0})  # a model's JSON can move it
+    assert not wide_view(150.0, 100.0, lim) and wide_view(250.0, 100.0, lim)
