@@ -98,6 +98,28 @@ def test_label_components_matches_scipy(rng):
         assert len(np.unique(ref[lab == k])) == 1
 
 
+def test_label_components_numbers_in_raster_order_like_scipy(rng):
+    """The run-based labels are scipy's partition, numbered by each component's first pixel in raster
+    order, on masks of every density and shape (a single row or column, all True, all False)."""
+    from scipy import ndimage
+
+    masks = [rng.random(rng.integers(1, 40, 2)) > rng.uniform(0.1, 0.9) for _ in range(60)]
+    masks += [np.ones((3, 7), bool), np.zeros((4, 4), bool), np.ones((1, 9), bool), rng.random((9, 1)) > 0.5]
+    for m in masks:
+        lab, n = label_components(m)
+        ref, n_ref = ndimage.label(m)
+        first = {}  # scipy label -> its rank by first pixel in raster order
+        for v in ref.ravel():
+            if v and v not in first:
+                first[v] = len(first) + 1
+        lut = np.zeros(n_ref + 1, np.int32)
+        for v, rank in first.items():
+            lut[v] = rank
+        want = lut[ref]
+        assert n == n_ref and lab.dtype == np.int32 and (lab == want).all()
+    assert label_components(np.zeros((0, 5), bool))[1] == 0
+
+
 def test_label_components_one_long_snake():
     m = np.zeros((61, 61), bool)
     m[::4] = True  # rows joined alternately at the right and left ends: one component, a 900 px path
