@@ -131,6 +131,12 @@ def run_loso(sources, out: str | Path, base: FieldHParams | None = None, data=No
                 for t in hp.train_sources
             },
         }
+        # the held-out source's own splits (float, no rule): val is where a design is chosen, test reported
+        fold["held_out_splits"] = {
+            sp: summarize(model.predict(to_model_size(cc.x[hm & (split == sp)], size), batch_size=256, verbose=0),
+                          y[hm & (split == sp)])["top1"]
+            for sp in ("val", "test") if (hm & (split == sp)).any()
+        }
         # adaptation on the held-out source: its train split (unlabelled or a few labels) -> its test split
         tr, te = hm & (split == "train"), hm & (split == "test")
         xt, yt = to_model_size(cc.x[te], size), y[te]

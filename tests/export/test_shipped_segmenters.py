@@ -26,7 +26,7 @@ SEGMENTERS = {
     # file: (sha256 of the bundle file, labels, (H, W), dataset)
     "wbc_unet_int8.tflite": ("d1946f4ae02c6ad0f2613630201f78184fade974fb1f760514379a98501694be",
                              ("wbc", "nucleus"), (128, 128), "wbcseg"),
-    "smear_unet_int8.tflite": ("d20cfb17e8a7803735fcdbd33ceac79501d74b599a93f0637be90b5bc0cccb69",
+    "smear_unet_int8.tflite": ("8020aade57a97d578aa5c5cab1379f4a836f818fb4e17ac136fbc1488a3b7010",
                                ("wbc",), (128, 160), "bccd_smear"),
     # the default detector of count: the multi-source field detector (BCCD + smartphone_pig fields at 0.5 µm/px)
     "wbc_det_int8.tflite": ("c861213d56bd8bf308dbf7afea5d3f56428e93fb96110fde0e3f07e4a07e7c4b",
@@ -34,7 +34,7 @@ SEGMENTERS = {
 }
 SOURCES = {  # sha256 of the bare converter output each bundle was made from (shipped before the metadata)
     "wbc_unet_int8.tflite": "ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
-    "smear_unet_int8.tflite": "c73987c7611e0626da07ae37219b1cb6b57a36e2be6d71d00bfede22aac75ad9",
+    "smear_unet_int8.tflite": "4e72d9a115dd54d7ea2b551d801d23ed37a86fb9fe2af7f9487c4a3ac5e0d279",
     "wbc_det_int8.tflite": "4183bf26538e9a4f9294f6c35a58006131d31d9ec8b037a17969186d3b7ed2eb",
 }
 

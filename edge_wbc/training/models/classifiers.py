@@ -60,9 +60,25 @@ def binary2(spec, K=None):
     return K.Model(inp, x, name="binary2")
 
 
-def _wbcnet(K, spec, name, widths, dropout, stem=(), standardize=False):
+def _ibn(K, x, f, name):
+    """IBN-a (Pan et al. 2018): conv, then instance normalization on half the channels and batch
+    normalization on all, ReLU. The instance-normalized half carries no per-image contrast or offset
+    (a new microscope's style); the other half keeps them. The two halves are two convolutions of
+    f / 2 filters (the same as splitting one), and the instance norm is ImageStandardize, which
+    int8 conversion keeps in float."""
+    from ...keras_objects import custom_objects
+
+    a = K.layers.Conv2D(f // 2, 3, padding="same", use_bias=False, name=f"{name}_conv_in")(x)
+    a = custom_objects()["ImageStandardize"](epsilon=1e-3, name=f"{name}_in")(a)
+    b = K.layers.Conv2D(f - f // 2, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = K.layers.Concatenate(name=f"{name}_cat")([a, b])
+    x = K.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return K.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _wbcnet(K, spec, name, widths, dropout, stem=(), standardize=False, ibn_stages=0):
     """Optional per-image standardization and stride-2 conv-BN-ReLU stem, then stages of 2 conv-BN-ReLU
-    with max-pooling between, GAP."""
+    (IBN-a blocks in the first ``ibn_stages``) with max-pooling between, GAP."""
     K = _keras(K)
     inp, x = _input(K, spec)
     if standardize:
@@ -73,8 +89,9 @@ def _wbcnet(K, spec, name, widths, dropout, stem=(), standardize=False):
     for i, f in enumerate(stem):
         x = _cbr(K, x, f, f"stem{i + 1}", stride=2)
     for s, f in enumerate(widths):
-        x = _cbr(K, x, f, f"s{s + 1}a")
-        x = _cbr(K, x, f, f"s{s + 1}b")
+        block = _ibn if s < ibn_stages else _cbr
+        x = block(K, x, f, f"s{s + 1}a")
+        x = block(K, x, f, f"s{s + 1}b")
         if s < len(widths) - 1:
             x = K.layers.MaxPooling2D(2, name=f"pool{s + 1}")(x)
     x = K.layers.GlobalAveragePooling2D(name="gap")(x)
@@ -94,6 +111,15 @@ def wbcnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
 )
 def fieldnet(spec, K=None, widths=(32, 64, 96), dropout=0.3):
     return _wbcnet(K, spec, "fieldnet", widths, dropout, standardize=True)
+
+
+@register_model(
+    "fieldnet_ibn",
+    default_size=64,
+    description="fieldnet with IBN-a blocks (instance norm on half the channels) in its first stage",
+)
+def fieldnet_ibn(spec, K=None, widths=(32, 64, 96), dropout=0.3, ibn_stages=1):
+    return _wbcnet(K, spec, "fieldnet_ibn", widths, dropout, standardize=True, ibn_stages=ibn_stages)
 
 
 @register_model(
