@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.assets import DEFAULT_DETECTOR, detector_for_mode
+from edge_wbc.assets import DEFAULT_DETECTOR, SMALL_FIELD_DETECTOR, detector_for_mode
 from edge_wbc.data import data_root
 from edge_wbc.data.fields import field_list
 from edge_wbc.runtime.nuclei import NucleusRule
@@ -89,6 +89,8 @@ def evaluate(dataset: str, detector: str | None = None, classifier: str | None =
              um_per_px: float | None = None, split: str = "test", n: int = 200, data=None, nuclei: bool = True,
              nuclei_rule: dict | None = None) -> dict:
     """Score `edge-wbc count` (the SmearCounter it runs) on one source; the result dict this script prints."""
+    # the default detector comes with its small-window sibling, as `edge-wbc count` runs it
+    small = REPO / "android_assets" / SMALL_FIELD_DETECTOR if detector is None and tile is None else None
     detector = detector or str(REPO / "android_assets" / detector_for_mode(tile))
     classifier = classifier or str(REPO / "android_assets" / "bccd4_int8.tflite")
     root = data_root(data)
@@ -98,7 +100,7 @@ def evaluate(dataset: str, detector: str | None = None, classifier: str | None =
               "pbc": lambda: single_cells(root, "pbc", n)}[dataset]()
     sc = SmearCounter(detector, classifier, threads=1, tile=tile, um_per_px=um_per_px,
                       cell_model=REPO / "android_assets" / "wbc_unet_int8.tflite" if tile is None else None,
-                      nuclei=nuclei)
+                      nuclei=nuclei, small_detector=small)
     if nuclei_rule is not None:  # a LOSO fold's own rule (benchmarks/nuclei_detect.py), not the shipped one
         sc.nuclei_rule = NucleusRule.from_dict(nuclei_rule)
     single = dataset in ("wbc_seg", "pbc")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
+from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, SMALL_FIELD_DETECTOR
 from edge_wbc.data import data_root
 from edge_wbc.data.segdata import bccd_split_names, sigtuple_test_fields
 from edge_wbc.tasks.count import SmearCounter
@@ -39,7 +39,8 @@ def main():
     root = data_root(a.data)
     A = REPO / "android_assets"
     sc = SmearCounter(a.detector or A / DEFAULT_DETECTOR, a.classifier or A / DEFAULT_CLASSIFIER, threads=1,
-                      cell_model=A / "wbc_unet_int8.tflite", nuclei=a.nuclei)
+                      cell_model=A / "wbc_unet_int8.tflite", nuclei=a.nuclei,
+                      small_detector=A / SMALL_FIELD_DETECTOR if a.detector is None else None)
     srcs = {
         "bccd": [root / "bccd/BCCD/JPEGImages" / f"{n}.jpg" for n in bccd_split_names(root / "bccd")["test"]],
         "sigtuple": [i for i, _ in sigtuple_test_fields(root)],

@@ -19,6 +19,12 @@ DEFAULT_CLASSIFIER = "wbc_field_int8.tflite"
 #: one canonical scale; :mod:`edge_wbc.training.detector`).
 DEFAULT_DETECTOR = "wbc_det_int8.tflite"
 
+#: The same detector's weights behind a 128 px window (``scripts/detector_window.py``; its training crops
+#: were 128 px): ``count`` runs it on a field that fits in one such window at the canonical scale (a BCCD
+#: field is about 90 x 70 px there). Chosen on the BCCD val fields: precision 0.896 -> 0.915, recall the
+#: same, 68 -> 42 ms a field (docs/segmentation-counting.md).
+SMALL_FIELD_DETECTOR = "wbc_det128_int8.tflite"
+
 
 def detector_for_mode(tile: bool | None) -> str:
     """The shipped detector of a count mode: the field detector by default; the expert modes keep theirs

@@ -22,7 +22,7 @@ from export_data import cache
 
 
 def main():
-    from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR
+    from edge_wbc.assets import DEFAULT_CLASSIFIER, DEFAULT_DETECTOR, SMALL_FIELD_DETECTOR
     from edge_wbc.cli.segment import model_or_default
     from edge_wbc.tasks.count import SmearCounter
 
@@ -37,7 +37,9 @@ def main():
         "cell_model": model_or_default(None, "wbc_unet_int8.tflite"),
         "classifier": model_or_default(None, DEFAULT_CLASSIFIER),
     }
-    sc = SmearCounter(paths["detector"], paths["classifier"], threads=1, cell_model=paths["cell_model"])
+    paths["small_detector"] = model_or_default(None, SMALL_FIELD_DETECTOR)
+    sc = SmearCounter(paths["detector"], paths["classifier"], threads=1, cell_model=paths["cell_model"],
+                      small_detector=paths["small_detector"])
     res = {"model": "edge-wbc count (default pipeline, int8 TFLite, 1 thread)",
            "models_sha256": {k: {"file": Path(v).name, "sha256": hashlib.sha256(Path(v).read_bytes()).hexdigest()}
                              for k, v in paths.items()},

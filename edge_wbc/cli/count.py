@@ -60,7 +60,7 @@ def count(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Exit 0 even if some files could not be read."),
 ):
     """Find every WBC on smear images, classify each, report counts and percentages per subtype."""
-    from ..assets import DEFAULT_CLASSIFIER
+    from ..assets import DEFAULT_CLASSIFIER, SMALL_FIELD_DETECTOR
     from ..errors import ModelError
     from ..preprocess import display_name
     from ..runtime.nuclei import NUCLEI_DETECTOR
@@ -108,6 +108,7 @@ def count(
         um_per_px=um_per_px,
         nuclei=nuclei is not False,
         cell_model=model_or_default(None, "wbc_unet_int8.tflite") if tile is None else None,
+        small_detector=model_or_default(None, SMALL_FIELD_DETECTOR) if detector is None and tile is None else None,
     )
     if nuclei and not (sc.add_nuclei or sc.nuclei):
         fail(f"--nuclei: --detector {detector} is not the multi-source field detector, which "

@@ -108,6 +108,7 @@ class SmearCounter:
         cell_model: str | Path | None = None,
         detector_um_per_px: float | None = None,
         nuclei: bool = True,
+        small_detector: str | Path | None = None,
     ):
         if window is not None and not tile:
             raise ValueError(f"window {window} px applies to tiled detection only")
@@ -128,6 +129,12 @@ class SmearCounter:
             self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
             #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
             self.field_detector = is_field_detector(self.det)
+        #: the field detector behind a smaller window, for a field that fits in one (the default's: 128 px)
+        self.small_det = None
+        if small_detector is not None and self.field_detector and tile is None:
+            self.small_det = TFLiteSegmenter(small_detector, num_threads=threads)
+            if not is_field_detector(self.small_det):
+                raise ModelError(f"{self.small_det.path}: small-window detector is not a field detector")
         #: with the field detector: also the stained nuclei it missed (``nuclei=False``: the model alone)
         self.add_nuclei = bool(nuclei) and self.field_detector and tile is None
         self.nuclei_rule = NucleusRule()
@@ -180,11 +187,19 @@ class SmearCounter:
         component's box grown back by 1 / its targets' shrink, in ``img`` pixels."""
         detect_size(img, s)  # refuses a field too large at the detector's scale
         small = resample(img, s)  # one resampled copy for both detectors
-        found = detect_wbcs(self.det, img, s, small)
+        found = detect_wbcs(self.window_model(small.size), img, s, small)
         if self.add_nuclei:
             boxes = [b for b, _ in found]
             found += [n for n in self.nucleus_wbcs(img, s, small) if not covered(n[0], boxes)]
         return found
+
+    def window_model(self, size: tuple[int, int]) -> TFLiteSegmenter:
+        """The field detector for a field of ``size`` (w, h) px at its scale: the small-window one when the
+        field fits in one of its windows, else the default."""
+        d = self.small_det
+        if d is not None and size[0] <= d.spec.input_width and size[1] <= d.spec.input_height:
+            return d
+        return self.det
 
     def nucleus_wbcs(self, img: Image.Image, s: float, small: Image.Image | None = None) -> list[tuple]:
         """The nucleus detector on ``img`` resampled by ``s`` to the canonical scale: (box in ``img`` pixels,
@@ -280,7 +295,8 @@ class SmearCounter:
         """role -> model path (the rule-based detector: its name); the cell segmenter of single-cell crops too."""
         det = f"{NUCLEI_DETECTOR} (rule-based, no model)" if self.det is None else str(self.det.path)
         cell = {"cell segmenter": str(self.cell.path)} if self.cell is not None else {}
-        return {"detector": det, **cell, "classifier": str(self.clf.path)}
+        small = {"detector, fields that fit one window": str(self.small_det.path)} if self.small_det is not None else {}
+        return {"detector": det, **small, **cell, "classifier": str(self.clf.path)}
 
     def settings(self) -> dict:
         how = f"tiled windows ({self.window or 'model input'} px)" if self.tile else "whole smear resized"

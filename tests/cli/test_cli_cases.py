@@ -82,6 +82,7 @@ def test_count_detector_choices_are_in_the_json_and_the_report(smear, tmp_path):
     run("count", smear, "--json", tmp_path / "d.json", code=0)
     d = json.loads((tmp_path / "d.json").read_text())
     assert Path(d["models"]["detector"]).name == "wbc_det_int8.tflite"
+    assert Path(d["models"]["detector, fields that fit one window"]).name == "wbc_det128_int8.tflite"
     assert Path(d["models"]["cell segmenter"]).name == "wbc_unet_int8.tflite"
     assert d["settings"]["detection"].endswith("; the field detector, plus the stained nuclei it missed")
     run("count", smear, "--no-nuclei", "--json", tmp_path / "u.json", code=0)
@@ -243,8 +244,8 @@ def test_bench_android_assets_groups_by_dataset_without_failed_rows(data_root, t
     assert groups["bloodmnist"]["reference"] == "keras"
     assert groups["bccd4"]["reference"] == "bccd4_float16.tflite"
     assert all(g["reference"] for g in rep["groups"]) and "reference: None" not in r.output
-    assert sorted(s["variant"] for s in rep["skipped"]) == ["smear_unet_int8.tflite", "wbc_det_int8.tflite",
-                                                            "wbc_unet_int8.tflite"]
+    assert sorted(s["variant"] for s in rep["skipped"]) == ["smear_unet_int8.tflite", "wbc_det128_int8.tflite",
+                                                            "wbc_det_int8.tflite", "wbc_unet_int8.tflite"]
     assert "skipped smear_unet_int8.tflite: segmentation model" in r.output
 
 

@@ -31,11 +31,15 @@ SEGMENTERS = {
     # the default detector of count: the multi-source field detector (BCCD + smartphone_pig fields at 0.5 µm/px)
     "wbc_det_int8.tflite": ("c861213d56bd8bf308dbf7afea5d3f56428e93fb96110fde0e3f07e4a07e7c4b",
                             ("wbc",), (288, 288), "fields:bccd,smartphone_pig"),
+    # the same weights behind a 128 px window: count runs it on a field that fits in one (session 18)
+    "wbc_det128_int8.tflite": ("8ae83ddf9d21f0d785c63440905884a9a283dfb33746b3d21615c89ced498d21",
+                               ("wbc",), (128, 128), "fields:bccd,smartphone_pig"),
 }
 SOURCES = {  # sha256 of the bare converter output each bundle was made from (shipped before the metadata)
     "wbc_unet_int8.tflite": "ab8e6da2811d4bdd231331d4898d354dddcfedb303f4a4bd8f06c6c4b8cf3e30",
     "smear_unet_int8.tflite": "4e72d9a115dd54d7ea2b551d801d23ed37a86fb9fe2af7f9487c4a3ac5e0d279",
     "wbc_det_int8.tflite": "4183bf26538e9a4f9294f6c35a58006131d31d9ec8b037a17969186d3b7ed2eb",
+    "wbc_det128_int8.tflite": "2c70d96d4bc5121b3bd6e04df096b9ebb828f57db9aad774f2d81952547479da",
 }
 
 

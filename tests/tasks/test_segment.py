@@ -416,6 +416,38 @@ def test_count_tile_defaults_to_the_shipped_cell_segmenter(tiny_converted, data_
                     ("smear_unet_int8.tflite", False)]
 
 
+def test_count_runs_the_small_window_detector_on_a_field_that_fits_one_window(data_root):
+    """With the shipped small-window sibling, a BCCD field (about 90 x 70 px at the detector's 0.5 µm/px)
+    is one 128 px window of it, and its WBC is found where the 288 px detector finds it; a smartphone
+    field (about 540 px there) keeps the 288 px detector. A small-window model that is not a field
+    detector is refused by name."""
+    from edge_wbc.assets import DEFAULT_DETECTOR, SMALL_FIELD_DETECTOR, assets_dir
+    from edge_wbc.errors import ModelError
+    from edge_wbc.tasks.count import SmearCounter
+
+    A = assets_dir()
+    kw = {"cell_model": A / "wbc_unet_int8.tflite", "nuclei": False}
+    det, clf = A / DEFAULT_DETECTOR, A / "wbc_field_int8.tflite"
+    two = SmearCounter(det, clf, small_detector=A / SMALL_FIELD_DETECTOR, **kw)
+    one = SmearCounter(det, clf, **kw)
+    used = []
+    real = two.window_model
+    two.window_model = lambda size: used.append(real(size).path.name) or real(size)
+    bccd = data_root / "bccd/BCCD/JPEGImages/BloodImage_00000.jpg"
+    pig = sorted((data_root / "smartphone_pig/test/images").glob("*.jpg"))[0]
+    a, b = two.count_image(bccd), one.count_image(bccd)
+    assert used == [SMALL_FIELD_DETECTOR] and len(a["cells"]) == len(b["cells"]) == 1
+    (x0, y0, x1, y1), (u0, v0, u1, v1) = a["cells"][0]["box"], b["cells"][0]["box"]
+    inter = max(0, min(x1, u1) - max(x0, u0)) * max(0, min(y1, v1) - max(y0, v0))
+    assert inter / ((x1 - x0) * (y1 - y0) + (u1 - u0) * (v1 - v0) - inter) > 0.8
+    two.count_image(pig)
+    assert used[-1] == DEFAULT_DETECTOR
+    role = "detector, fields that fit one window"
+    assert role in two.models() and role not in one.models()
+    with pytest.raises(ModelError, match="wbc_unet_int8.tflite: small-window detector is not a field detector"):
+        SmearCounter(det, clf, small_detector=A / "wbc_unet_int8.tflite", **kw)
+
+
 def test_component_boxes_exclusive_max_and_area_floor():
     from edge_wbc.tasks.segment import component_boxes
 
