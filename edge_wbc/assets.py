@@ -21,8 +21,8 @@ DEFAULT_DETECTOR = "wbc_det_int8.tflite"
 
 #: The same detector's weights behind a 128 px window (``scripts/detector_window.py``; its training crops
 #: were 128 px): ``count`` runs it on a field that fits in one such window at the canonical scale (a BCCD
-#: field is about 90 x 70 px there). Chosen on the BCCD val fields: precision 0.896 -> 0.915, recall the
-#: same, 68 -> 42 ms a field (docs/segmentation-counting.md).
+#: field is about 90 x 70 px there). Chosen on the BCCD val fields: the same recall and precision, 5x less
+#: detection time (BCCD test p50 87 -> 43 ms a field; docs/segmentation-counting.md).
 SMALL_FIELD_DETECTOR = "wbc_det128_int8.tflite"
 
 

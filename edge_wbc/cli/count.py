@@ -31,7 +31,8 @@ def count(
     classifier_old: Optional[str] = typer.Option(None, "--classifier", hidden=True, help="Deprecated: --model."),
     detector: Optional[str] = typer.Option(
         None,
-        help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector; with "
+        help="WBC detector: .tflite or shipped name (default: wbc_det_int8, the multi-source field detector, with "
+        "its 128 px window wbc_det128_int8 for a field that fits one; a --detector given runs that model alone; with "
         "--tile wbc_unet_int8; --no-tile takes smear_unet_int8), or 'nuclei': the rule-based stained-nucleus "
         "detector alone (no model; a single-cell crop still goes to the cell segmenter).",
     ),

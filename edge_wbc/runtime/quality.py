@@ -44,8 +44,9 @@ class QualityLimits:
     #: ... or its red-cell scale says it is a wide view: its shorter side spans at least this many µm and it
     #: holds at least ``min_field_red_cells`` red-cell discs. A single-cell frame (CellaVision's 360 px) spans
     #: about 36 µm and some 5-20 red cells; chosen above the training crops (PBC, BCCD, wbc_seg train crops
-    #: upscaled to 448 px: 4 of 152 PBC and none of the others reach both) and the BCCD train / val fields of
-    #: one WBC (whose view is a single-cell frame's: 20-60 µm, answered as one cell)
+    #: upscaled to 448 px: 4 of 152 PBC and none of the others reach both) and most BCCD fields of one WBC
+    #: (a single-cell frame's view, 20-60 µm, answered as one cell; none of the 192 train fields and 2 of the
+    #: 85 val fields are newly flagged by it, their red-cell scale misread at 127-212 µm)
     min_field_view_um: float = 80.0
     min_field_red_cells: float = 60.0
 

@@ -135,6 +135,10 @@ class SmearCounter:
             self.small_det = TFLiteSegmenter(small_detector, num_threads=threads)
             if not is_field_detector(self.small_det):
                 raise ModelError(f"{self.small_det.path}: small-window detector is not a field detector")
+            um = [model_um_per_px(d.spec, SMEAR_DETECTOR_UM_PER_PX) for d in (self.det, self.small_det)]
+            if um[0] != um[1]:
+                raise ModelError(f"{self.small_det.path}: small-window detector works at {um[1]} µm/px, "
+                                 f"{self.det.path.name} at {um[0]}: they must share one scale")
         #: with the field detector: also the stained nuclei it missed (``nuclei=False``: the model alone)
         self.add_nuclei = bool(nuclei) and self.field_detector and tile is None
         self.nuclei_rule = NucleusRule()

@@ -61,9 +61,10 @@ def binary2(spec, K=None):
 
 
 def _ibn(K, x, f, name):
-    """IBN-a (Pan et al. 2018): conv, then instance normalization on half the channels and batch
-    normalization on all, ReLU. The instance-normalized half carries no per-image contrast or offset
-    (a new microscope's style); the other half keeps them. The two halves are two convolutions of
+    """A variant of IBN-a (Pan et al. 2018, which batch-normalizes the other half only): conv, then
+    instance normalization on half the channels and batch normalization on all, ReLU. The
+    instance-normalized half carries no per-image contrast or offset (a new microscope's style); the
+    other half keeps them. The two halves are two convolutions of
     f / 2 filters (the same as splitting one), and the instance norm is ImageStandardize, which
     int8 conversion keeps in float."""
     from ...keras_objects import custom_objects
