@@ -95,6 +95,9 @@ class SmearCounter:
     native-scale windows, or the whole field resized to the detector's input, whatever the scale.
     """
 
+    #: the field detector behind a smaller window (``small_detector``), or None
+    small_det: TFLiteSegmenter | None = None
+
     def __init__(
         self,
         detector: str | Path,
