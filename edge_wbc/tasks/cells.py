@@ -55,14 +55,7 @@ class CellAnswerer:
             k = int(raw.argmax())
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
-        if loc is not None:  # a small nucleus for the image, or several WBC-sized ones: a smear field
-            several = loc.share < self.limits.min_field_nucleus_share or loc.wbc_sized >= 2
-            flags = ["not_a_single_cell"] if several else []
-        else:
-            flags = find_flags(find, img.size, self.limits)
-        if est is not None and est.ok and "not_a_single_cell" not in flags and wide_view(
-                min(img.size) * est.um_per_px, est.red_cells, self.limits):
-            flags = [f for f in flags if f != "no_wbc"] + ["not_a_single_cell"]  # a wide field of view
+        flags = finder_flags(img.size, est, loc, find, self.limits)
         flags += image_flags(x, side, spec.input_height, self.limits)
         score = None
         if self.clf.ood is not None and pred.features is not None:
@@ -76,6 +69,21 @@ class CellAnswerer:
 
     def answer_path(self, path: str | Path) -> CellAnswer:
         return self.answer_image(load_image(path))
+
+
+def finder_flags(size: tuple[int, int], est: ScaleEstimate | None, loc: NucleusLocate | None, find,
+                 limits: QualityLimits) -> list[str]:
+    """``no_wbc`` / ``not_a_single_cell`` of an image of ``size`` (w, h): a large image's nucleus (``loc``: a
+    small one for the image, or several WBC-sized ones, is a smear field), else the segmenter's ``find``;
+    and a large image whose red cells (``est``) say it is a wide view is a field too."""
+    if loc is not None:
+        flags = ["not_a_single_cell"] if loc.share < limits.min_field_nucleus_share or loc.wbc_sized >= 2 else []
+    else:
+        flags = find_flags(find, size, limits)
+    if est is not None and est.ok and "not_a_single_cell" not in flags and wide_view(
+            min(size) * est.um_per_px, est.red_cells, limits):
+        flags = [f for f in flags if f != "no_wbc"] + ["not_a_single_cell"]
+    return flags
 
 
 @dataclass(frozen=True)
@@ -93,14 +101,6 @@ def large_image_scale(clf: TFLiteClassifier, img: Image.Image, limits: QualityLi
     if clf.spec.crop != "wbc" or min(img.size) < limits.field_min_side:
         return None
     return estimate_scale(img if img.mode == "RGB" else img.convert("RGB"))
-
-
-def large_image_wbc(clf: TFLiteClassifier, img: Image.Image, limits: QualityLimits) -> NucleusLocate | None:
-    """Where a WBC-centred crop model's crop of ``img`` is cut, when ``img`` is large (at least
-    ``limits.field_min_side`` px): at its largest stained nucleus (:func:`locate_wbc`); None for a smaller
-    image, another kind of model, or no nucleus found (then the segmenter's find, as for training crops)."""
-    est = large_image_scale(clf, img, limits)
-    return locate_wbc(img, est) if est is not None else None
 
 
 def locate_wbc(img: Image.Image, est: ScaleEstimate | None = None) -> NucleusLocate | None:

@@ -155,3 +155,21 @@ def test_wide_view_needs_both_a_wide_view_and_many_red_cells():
     assert not wide_view(None, 1000.0)
     lim = QualityLimits.from_dict({"min_field_view_um": 200.0})  # a model's JSON can move it
     assert not wide_view(150.0, 100.0, lim) and wide_view(250.0, 100.0, lim)
+
+
+def test_feature_adaptation_skips_what_classify_flags_as_a_field(data_root, pbc_files, tmp_path):
+    """adapt --method features takes its cells as classify crops them: a smartphone field (a wide view,
+    flagged not_a_single_cell by classify) is skipped, the 20 real cells are used."""
+    import shutil
+
+    from edge_wbc.assets import default_classifier
+    from edge_wbc.tasks.adapt import adapt_features
+
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    for i, p in enumerate([p for ps in pbc_files.values() for p in ps][:20]):
+        shutil.copy(p, cells / f"{i:02d}{p.suffix}")
+    shutil.copy(next((data_root / "smartphone_pig" / "test" / "images").glob("416_*.jpg")), cells / "field.jpg")
+    lines = []
+    r = adapt_features(default_classifier(), cells, tmp_path / "out", log=lines.append)
+    assert (r["images"], r["skipped"]) == (20, 1) and "20 cells used, 1 skipped" in lines[-1]
