@@ -131,8 +131,8 @@ def evaluate(dataset: str, detector: str | None = None, classifier: str | None =
                                          "sigtuple": "Test_data (masked)"}.get(dataset, f"{len(smears)} drawn"),
            "mode": {None: "canonical scale (default)", True: "--tile", False: "--no-tile"}[tile],
            "um_per_px_given": um_per_px, "scale_sources": sources, "flags": flags,
-           "detector": Path(detector).name,
-        "small_window_detector": Path(small).name if small is not None else None, "classifier": Path(classifier).name,
+           "detector": Path(detector).name, "small_window_detector": Path(small).name if small is not None else None,
+           "classifier": Path(classifier).name,
            "nuclei": sc.nuclei_rule.to_dict() if sc.det is None or sc.add_nuclei else None}
     if single:
         res.update({"images": len(smears), "exactly_one_wbc_share": n_one / len(smears),

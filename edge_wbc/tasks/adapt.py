@@ -26,7 +26,7 @@ from ..preprocess import display_name, load_image
 from ..runtime import TFLiteClassifier
 from ..runtime.quality import QualityLimits
 from ..spec import spec_path_for
-from .cells import finder_flags, large_image_scale, locate_wbc
+from .cells import find_cell
 
 
 class AdaptError(EdgeWBCError):
@@ -51,13 +51,10 @@ def adapt_features(model: str | Path, images: str | Path, out: str | Path, log=p
     for p in iter_inputs([images]):
         try:
             img = load_image(p)
-            est = large_image_scale(clf, img, limits)  # as classify crops it
-            loc = locate_wbc(img, est) if est is not None else None
-            pred = clf.predict_image(img, box=loc.box if loc is not None else None)
+            pred, found = find_cell(clf, img, limits)  # as classify crops it, and what it would flag
         except ImageError as e:
             skipped.append((display_name(p), str(e)))
             continue
-        found = finder_flags(img.size, est, loc, pred.find, limits)  # what classify would flag: not a cell
         if found:
             skipped.append((display_name(p), "no WBC found" if found == ["no_wbc"] else "not a single cell"))
             continue

@@ -23,6 +23,7 @@ from ..defaults import DETECTOR_UM_PER_PX
 from ..errors import ImageError
 from ..preprocess import load_image
 from ..runtime import TFLiteClassifier
+from ..runtime.classifier import CellPrediction
 from ..runtime.quality import QualityLimits, find_flags, image_flags, wide_view
 from ..runtime.rule import UNCERTAIN
 from .fieldsets import detect_nuclei_at
@@ -47,15 +48,12 @@ class CellAnswerer:
 
     def answer_image(self, img: Image.Image) -> CellAnswer:
         spec = self.clf.spec
-        est = large_image_scale(self.clf, img, self.limits)
-        loc = locate_wbc(img, est) if est is not None else None
-        pred = self.clf.predict_image(img, box=loc.box if loc is not None else None)
+        pred, flags = find_cell(self.clf, img, self.limits)
         raw, find, x, side = pred.probs, pred.find, pred.pixels, min(pred.input_size)
         if not self.abstain:
             k = int(raw.argmax())
             return CellAnswer(self.clf.labels[k], float(raw[k]), raw, [], find.box if find else None)
         label, conf, q = self.rule.label(raw, self.clf.labels)
-        flags = finder_flags(img.size, est, loc, find, self.limits)
         flags += image_flags(x, side, spec.input_height, self.limits)
         score = None
         if self.clf.ood is not None and pred.features is not None:
@@ -69,6 +67,15 @@ class CellAnswerer:
 
     def answer_path(self, path: str | Path) -> CellAnswer:
         return self.answer_image(load_image(path))
+
+
+def find_cell(clf: TFLiteClassifier, img: Image.Image, limits: QualityLimits) -> tuple[CellPrediction, list[str]]:
+    """``img`` through ``clf`` as ``classify`` takes it (a large image cut at its stained nucleus), and the
+    finder's flags (:func:`finder_flags`): what ``classify`` and ``adapt`` both start from."""
+    est = large_image_scale(clf, img, limits)
+    loc = locate_wbc(img, est) if est is not None else None
+    pred = clf.predict_image(img, box=loc.box if loc is not None else None)
+    return pred, finder_flags(img.size, est, loc, pred.find, limits)
 
 
 def finder_flags(size: tuple[int, int], est: ScaleEstimate | None, loc: NucleusLocate | None, find,

@@ -132,8 +132,7 @@ class SmearCounter:
             self.det_um = detector_um_per_px or model_um_per_px(self.det.spec, SMEAR_DETECTOR_UM_PER_PX)
             #: the multi-source field detector (trained on fields at one canonical scale, run in windows there)
             self.field_detector = is_field_detector(self.det)
-        #: the field detector behind a smaller window, for a field that fits in one (the default's: 128 px)
-        self.small_det = None
+        # the field detector behind a smaller window, for a field that fits in one (the default's: 128 px)
         if small_detector is not None and self.field_detector and tile is None:
             self.small_det = TFLiteSegmenter(small_detector, num_threads=threads)
             if not is_field_detector(self.small_det):
